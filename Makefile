@@ -1,0 +1,45 @@
+# Fresh machine: `make demo` (set up, then compare codecs on the embedded photos), `make test` (set up, then
+# the whole test suite). Both create .venv and install compzoo with pinned dependencies on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+KODAK ?= ../shared/data/kodak
+JOBS ?= 2
+
+.PHONY: setup demo test test-fast bench-kodak bench-coder fuzz lock clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/compzoo bench --images embedded --out runs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -q --durations=15
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -q -m 'not slow'
+
+bench-kodak: $(STAMP)
+	$(BIN)/compzoo bench -m png,webp-lossless,jpeg2000-lossless,jpegxl-lossless --images $(KODAK) --out runs/kodak-lossless
+	$(BIN)/compzoo bench -m jpeg,webp,avif,jpeg2000,jpegxl --sweep --images $(KODAK) --out runs/kodak-lossy
+
+bench-coder: $(STAMP)
+	$(BIN)/python -m experiments.bench_entropy_coder
+
+fuzz: $(STAMP)
+	$(BIN)/python -m experiments.fuzz_bitstreams --cases=10000 --rewrap_cases=1000
+
+lock: $(STAMP)
+	{ echo "# Versions the test suite last passed with; make installs under these constraints (regenerate: make lock)."; \
+	  $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

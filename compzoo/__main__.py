@@ -1,0 +1,5 @@
+import sys
+
+from compzoo.cli import main
+
+sys.exit(main())

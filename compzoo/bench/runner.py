@@ -1,0 +1,61 @@
+"""Runs any set of codecs over a set of images, one record per (codec, image)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Mapping
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from compzoo import metrics, zoo
+
+_ms_ssim = jax.jit(metrics.ms_ssim)
+_MS_SSIM_MIN_SIDE = 11 * 2 ** (len(metrics.MS_SSIM_WEIGHTS) - 1)
+
+
+@dataclasses.dataclass
+class BenchRecord:
+  codec: str  # the name as given, parameters included
+  image: str
+  bytes: int
+  bpp: float
+  bpsp: float
+  psnr: float | None  # None when the decoded image is exact (PSNR is infinite)
+  ms_ssim: float | None  # None for images too small for 5 scales
+  exact: bool
+  encode_s: float
+  decode_s: float
+
+
+def measure(codec_spec: str, codec, name: str, image: np.ndarray) -> BenchRecord:
+  start = time.perf_counter()
+  data = codec.compress(image)
+  encode_s = time.perf_counter() - start
+  start = time.perf_counter()
+  decoded = codec.decompress(data)
+  decode_s = time.perf_counter() - start
+  height, width, channels = image.shape
+  exact = bool(np.array_equal(decoded, image))
+  if exact:
+    psnr, quality = None, 1.0
+  else:
+    psnr = float(metrics.psnr(image, decoded))
+    quality = float(_ms_ssim(image, decoded)) if min(height, width) >= _MS_SSIM_MIN_SIDE else None
+  return BenchRecord(codec_spec, name, len(data), metrics.bpp(len(data), height, width),
+                     metrics.bpsp(len(data), height, width, channels), psnr, quality, exact, encode_s, decode_s)
+
+
+def run_bench(codec_specs: list[str], images: Mapping[str, np.ndarray], progress: bool = True) -> list[BenchRecord]:
+  """Builds every codec first (so a bad name fails before any work), then measures each image."""
+  codecs = [(spec, zoo.make_codec(spec)) for spec in codec_specs]
+  records = []
+  with tqdm(total=len(codecs) * len(images), disable=not progress, unit="image", dynamic_ncols=True) as bar:
+    for spec, codec in codecs:
+      for name, image in images.items():
+        bar.set_description(f"{spec} {name}")
+        records.append(measure(spec, codec, name, image))
+        bar.update()
+  return records

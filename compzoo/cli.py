@@ -1,0 +1,160 @@
+"""The ``compzoo`` command: models, compress, decompress, info, bench.
+
+Errors print one line on stderr and exit 1 (2 for usage errors); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from compzoo.errors import CompzooError, UsageError
+
+DEMO_CODECS = ("png,webp-lossless,jpeg2000-lossless,jpegxl-lossless,"
+               "jpeg:quality=75,webp:quality=75,avif:quality=50,jpeg2000:psnr=35,jpegxl:distance=1")
+
+
+def _models(args) -> None:
+  from compzoo import zoo
+
+  for entry in zoo.entries().values():
+    params = ",".join(f"{k}={p.default}" for k, p in entry.params.items()) or "-"
+    mode = "lossless" if entry.lossless else "lossy"
+    print(f"{entry.name}\t{entry.kind}\t{mode}\t{params}\t{entry.description}")
+
+
+def _compress(args) -> None:
+  from compzoo import data, metrics, zoo
+
+  codec = zoo.make_codec(args.model)
+  image = data.load_image(args.input)
+  payload = codec.compress(image)
+  _write(args.output, payload)
+  height, width, _ = image.shape
+  print(f"{args.output}: {codec.name}, {len(payload)} bytes, {metrics.bpp(len(payload), height, width):.4f} bpp",
+        file=sys.stderr)
+
+
+def _decompress(args) -> None:
+  from compzoo import bitstream, data, zoo
+
+  payload = _read(args.input)
+  codec = zoo.make_codec(bitstream.unpack(payload).codec)
+  data.save_image(args.output, codec.decompress(payload))
+
+
+def _info(args) -> None:
+  from compzoo import bitstream, metrics
+
+  payload = _read(args.input)
+  container = bitstream.unpack(payload)
+  height, width, channels = container.shape
+  print(f"codec:    {container.codec}")
+  print(f"image:    {width}x{height}, {channels} channels")
+  print(f"size:     {len(payload)} bytes, {metrics.bpp(len(payload), height, width):.4f} bpp, "
+        f"{metrics.bpsp(len(payload), height, width, channels):.4f} bpsp")
+  print(f"streams:  {', '.join(str(len(s)) for s in container.streams)} bytes")
+  print(f"weights:  {container.weights_id.hex() if any(container.weights_id) else 'none'}")
+  check = container.content_check
+  print(f"check:    {'none' if check is None else f'{check:08x}'}")
+
+
+def _bench(args) -> None:
+  from compzoo import bench, data, zoo
+
+  specs = [spec for spec in args.models.split(",") if spec.strip()]
+  if not specs:
+    raise UsageError("-m needs at least one codec name")
+  if args.sweep:
+    specs = [name for spec in specs for name in _expand(zoo, spec)]
+  if args.images == "embedded":
+    images = data.embedded_images()
+  else:
+    paths = data.list_images(args.images)[: args.limit or None]
+    images = {p.name: data.load_image(p) for p in paths}
+  records = bench.run_bench(specs, images, progress=not args.quiet)
+  paths = bench.write_reports(records, args.out)
+  print(paths["markdown"].read_text(), end="")
+  print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+
+
+def _expand(zoo, spec):
+  """A bare lossy family name expands to its sweep of operating points."""
+  if ":" in spec:
+    return [spec]
+  return zoo.get(spec).sweep_names()
+
+
+def _read(path) -> bytes:
+  path = Path(path)
+  if not path.is_file():
+    raise UsageError(f"no such file: {path}")
+  return path.read_bytes()
+
+
+def _write(path, payload: bytes) -> None:
+  path = Path(path)
+  if not path.parent.is_dir():
+    raise UsageError(f"output folder does not exist: {path.parent}")
+  path.write_bytes(payload)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="compzoo", description="A zoo of learned and classic image codecs.")
+  parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+  commands = parser.add_subparsers(dest="command", required=True)
+
+  commands.add_parser("models", help="list every registered codec").set_defaults(run=_models)
+
+  p = commands.add_parser("compress", help="compress an image to a compzoo file")
+  p.add_argument("-m", "--model", required=True, help="codec NAME[:key=value...]")
+  p.add_argument("input")
+  p.add_argument("output")
+  p.set_defaults(run=_compress)
+
+  p = commands.add_parser("decompress", help="decompress a compzoo file to PNG")
+  p.add_argument("input")
+  p.add_argument("output")
+  p.set_defaults(run=_decompress)
+
+  p = commands.add_parser("info", help="describe a compzoo file")
+  p.add_argument("input")
+  p.set_defaults(run=_info)
+
+  p = commands.add_parser("bench", help="measure codecs on a folder of images")
+  p.add_argument("-m", "--models", default=DEMO_CODECS, help="comma-separated codec names")
+  p.add_argument("--images", default="embedded", help="image folder, or 'embedded' for the bundled photos")
+  p.add_argument("--out", required=True, help="output folder for results.json, summary.md, plots")
+  p.add_argument("--sweep", action="store_true", help="expand bare lossy codec names to their RD sweep")
+  p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+  p.set_defaults(run=_bench)
+  return parser
+
+
+def main(argv=None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  try:
+    args.run(args)
+  except UsageError as e:
+    if args.debug:
+      traceback.print_exc()
+    print(f"compzoo: error: {e}", file=sys.stderr)
+    return 2
+  except CompzooError as e:
+    if args.debug:
+      traceback.print_exc()
+    print(f"compzoo: error: {e}", file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    print("compzoo: interrupted", file=sys.stderr)
+    return 130
+  except Exception as e:  # a bug: say so in one line, the traceback is one flag away
+    if args.debug:
+      traceback.print_exc()
+    print(f"compzoo: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+    return 1
+  return 0

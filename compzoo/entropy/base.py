@@ -1,0 +1,113 @@
+"""The one interface every entropy model implements, and the chunked coding loop most of them share.
+
+An entropy model answers two questions about integer symbols:
+  * ``bits(symbols, cond)``: how many bits, differentiable, for the training loss (a JAX array of per-symbol
+    bits shaped like ``symbols``);
+  * ``encode(symbols, cond) -> bytes`` / ``decode(data, shape, cond) -> symbols``: which bytes, for real coding.
+``cond`` is what a network predicts for the symbols (logits, mixture parameters), ``None`` for models that
+own their parameters (the factorized density) or have none (uniform).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from compzoo.entropy.coder import Decoder, Encoder
+from compzoo.errors import UsageError
+
+# Rows of float probabilities computed at once while coding: bounds memory to about this many floats.
+_FLOATS_PER_CHUNK = 1 << 22
+
+
+@runtime_checkable
+class EntropyModel(Protocol):
+
+  def bits(self, symbols, cond=None) -> jax.Array:
+    ...
+
+  def encode(self, symbols, cond=None) -> bytes:
+    ...
+
+  def decode(self, data: bytes, shape, cond=None) -> np.ndarray:
+    ...
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _jitted_probabilities(model, rows, context):
+  return model.probabilities(rows, context)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionalModel:
+  """A family whose distribution for each symbol comes from one row of ``num_params`` numbers in ``cond``.
+
+  Subclasses give ``levels``, ``num_params``, ``probabilities(rows, context)`` (JAX: rows (n, P) -> (n, L))
+  and ``bits``. Coding evaluates ``probabilities`` in fixed-size, zero-padded chunks with one compiled
+  function per chunk shape, so encoder and decoder compute bit-identical floats for the same rows.
+  ``context`` carries already-coded values a row depends on (the RGB coupling); ``None`` otherwise.
+  """
+
+  @property
+  def cond_shape_suffix(self) -> tuple[int, ...]:
+    return (self.num_params,)
+
+  def cost_per_row(self) -> int:
+    """Floats held per row while computing probabilities; sets the chunk size."""
+    return self.levels + self.num_params
+
+  def encode(self, symbols, cond=None) -> bytes:
+    symbols = np.asarray(symbols)
+    rows = self._rows(symbols.shape, cond)
+    encoder = Encoder()
+    self.encode_rows(encoder, symbols.reshape(-1), rows)
+    return encoder.finish()
+
+  def decode(self, data: bytes, shape, cond=None) -> np.ndarray:
+    rows = self._rows(tuple(shape), cond)
+    return self.decode_rows(Decoder(data), rows).reshape(shape)
+
+  def encode_rows(self, encoder: Encoder, symbols, rows, context=None) -> None:
+    symbols = np.asarray(symbols).reshape(-1)
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= self.levels):
+      raise UsageError(f"symbols must lie in [0, {self.levels}), got [{symbols.min()}, {symbols.max()}]")
+    for piece, pmf in self._chunked_probabilities(rows, context):
+      encoder.put(symbols[piece], pmf)
+
+  def decode_rows(self, decoder: Decoder, rows, context=None) -> np.ndarray:
+    parts = [decoder.get(pmf) for _, pmf in self._chunked_probabilities(rows, context)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int32)
+
+  def _rows(self, shape, cond) -> np.ndarray:
+    cond = np.asarray(cond, dtype=np.float32)
+    expected = tuple(shape) + self.cond_shape_suffix
+    if cond.shape != expected:
+      raise UsageError(f"{type(self).__name__}: cond has shape {cond.shape}, expected {expected}")
+    return cond.reshape(math.prod(shape), -1)
+
+  def _chunked_probabilities(self, rows, context):
+    """Yields (slice, float probabilities) over the rows; the chunk size depends only on the row count."""
+    total = rows.shape[0]
+    if total == 0:
+      return
+    limit = max(1, _FLOATS_PER_CHUNK // self.cost_per_row())
+    chunk = min(1 << (limit.bit_length() - 1), 1 << max(0, (total - 1).bit_length()))
+    for start in range(0, total, chunk):
+      stop = min(start + chunk, total)
+      block = _pad_rows(rows[start:stop], chunk)
+      ctx = None if context is None else _pad_rows(context[start:stop], chunk)
+      pmf = np.asarray(_jitted_probabilities(self, jnp.asarray(block), None if ctx is None else jnp.asarray(ctx)))
+      yield slice(start, stop), pmf[: stop - start]
+
+
+def _pad_rows(block, size):
+  block = np.asarray(block, dtype=np.float32)
+  if block.shape[0] == size:
+    return block
+  return np.concatenate([block, np.zeros((size - block.shape[0],) + block.shape[1:], block.dtype)])

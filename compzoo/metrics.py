@@ -1,0 +1,113 @@
+"""Quality and rate metrics. Images are HxWxC (or NxHxWxC) with values in [0, max_value]."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Wang, Simoncelli, Bovik, "Multi-scale structural similarity for image quality assessment" (2003).
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def mse(a, b):
+  return jnp.mean(jnp.square(jnp.asarray(a, jnp.float32) - jnp.asarray(b, jnp.float32)))
+
+
+def psnr(a, b, max_value: float = 255.0):
+  """In dB; +inf for identical images."""
+  error = mse(a, b)
+  return jnp.where(error == 0, jnp.inf, 10.0 * jnp.log10(max_value ** 2 / jnp.maximum(error, 1e-30)))
+
+
+def bpp(num_bytes: int, height: int, width: int) -> float:
+  """Bits per pixel."""
+  return 8.0 * num_bytes / (height * width)
+
+
+def bpsp(num_bytes: int, height: int, width: int, channels: int = 3) -> float:
+  """Bits per sub-pixel (per colour value): the usual unit of lossless compression."""
+  return 8.0 * num_bytes / (height * width * channels)
+
+
+def _gaussian_kernel(size: int = 11, sigma: float = 1.5):
+  x = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2
+  g = jnp.exp(-0.5 * jnp.square(x / sigma))
+  return g / g.sum()
+
+
+def _blur_valid(x, kernel):
+  """Separable 'valid' Gaussian filter over H and W of an NHWC batch, channels apart."""
+  k = kernel.shape[0]
+  n, h, w, c = x.shape
+  y = jnp.moveaxis(x, -1, 1).reshape(n * c, 1, h, w)
+  y = jax.lax.conv_general_dilated(y, kernel.reshape(1, 1, k, 1), (1, 1), "VALID")
+  y = jax.lax.conv_general_dilated(y, kernel.reshape(1, 1, 1, k), (1, 1), "VALID")
+  return jnp.moveaxis(y.reshape(n, c, h - k + 1, w - k + 1), 1, -1)
+
+
+def _ssim_terms(a, b, max_value, kernel):
+  """Per-image, per-channel means of SSIM (luminance*contrast*structure) and of contrast*structure."""
+  c1, c2 = (0.01 * max_value) ** 2, (0.03 * max_value) ** 2
+  mu_a, mu_b = _blur_valid(a, kernel), _blur_valid(b, kernel)
+  var_a = _blur_valid(a * a, kernel) - mu_a ** 2
+  var_b = _blur_valid(b * b, kernel) - mu_b ** 2
+  cov = _blur_valid(a * b, kernel) - mu_a * mu_b
+  cs = (2 * cov + c2) / (var_a + var_b + c2)
+  luminance = (2 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)
+  return jnp.mean(luminance * cs, axis=(1, 2)), jnp.mean(cs, axis=(1, 2))
+
+
+def ssim(a, b, max_value: float = 255.0):
+  """Single-scale SSIM (Gaussian window 11, sigma 1.5), per image for a batch."""
+  a, b, batched = _as_batch(a, b)
+  value = jnp.mean(_ssim_terms(a, b, max_value, _gaussian_kernel())[0], axis=-1)
+  return value if batched else value[0]
+
+
+def ms_ssim(a, b, max_value: float = 255.0, weights=MS_SSIM_WEIGHTS):
+  """Multi-scale SSIM, differentiable; per image for a batch.
+
+  Follows Wang et al. 2003 as most codec papers report it (the same convention as TensorFlow's
+  ``tf.image.ssim_multiscale``): contrast-structure at the finer scales, full SSIM at the coarsest,
+  2x2 average pooling between scales, negative terms clipped to zero. Images must be at least
+  11 * 2**(scales-1) pixels on their shorter side (176 for the default 5 scales).
+  """
+  a, b, batched = _as_batch(a, b)
+  kernel = _gaussian_kernel()
+  scales = len(weights)
+  need = 11 * 2 ** (scales - 1)
+  if min(a.shape[1], a.shape[2]) < need:
+    raise ValueError(f"ms_ssim with {scales} scales needs images of at least {need}x{need}, got {a.shape[1:3]}")
+  factors = []
+  for scale in range(scales):
+    full, cs = _ssim_terms(a, b, max_value, kernel)
+    factors.append(jax.nn.relu(full if scale == scales - 1 else cs))
+    if scale < scales - 1:
+      a, b = _halve(a), _halve(b)
+  per_channel = jnp.prod(jnp.stack(factors, axis=-1) ** jnp.asarray(weights, jnp.float32), axis=-1)
+  value = jnp.mean(per_channel, axis=-1)
+  return value if batched else value[0]
+
+
+def _halve(x):
+  """2x2 average pooling; an odd last row/column is first repeated (symmetric padding)."""
+  n, h, w, c = x.shape
+  x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="symmetric")
+  n, h, w, c = x.shape
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def _as_batch(a, b):
+  a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+  if a.shape != b.shape:
+    raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+  if a.ndim == 3:
+    return a[None], b[None], False
+  if a.ndim != 4:
+    raise ValueError(f"expected HxWxC or NxHxWxC images, got shape {a.shape}")
+  return a, b, True
+
+
+def numpy_psnr(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
+  return float(psnr(a, b, max_value))

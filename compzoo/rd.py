@@ -1,0 +1,62 @@
+"""The one model contract every method returns, and the losses that read only it.
+
+A model's forward pass returns an ``RDOutput``: its reconstruction (None for lossless models, whose
+distortion is zero by construction), the bits of each stream it would code, and free-form extras for
+logging. Rate-distortion, lossless and (later) adversarial objectives read this structure and nothing else,
+so a new method plugs into the shared trainer by returning it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from compzoo import metrics
+
+
+@flax.struct.dataclass
+class RDOutput:
+  reconstruction: jax.Array | None  # NHWC in [0, 255], or None for lossless models
+  bits: dict[str, jax.Array]  # per stream: total bits of each image in the batch, shape (N,)
+  num_pixels: int = flax.struct.field(pytree_node=False)  # pixels per image (H * W)
+  extras: dict[str, Any] = flax.struct.field(default_factory=dict)
+
+  def total_bits(self) -> jax.Array:
+    return sum(self.bits.values())
+
+  def bpp(self) -> jax.Array:
+    """Mean over the batch of bits per pixel, all streams together."""
+    return jnp.mean(self.total_bits()) / self.num_pixels
+
+
+def distortion(target, reconstruction, kind: str = "mse") -> jax.Array:
+  """Mean over the batch: 'mse' on the [0, 255] scale, or 'ms_ssim' as 1 - MS-SSIM."""
+  if kind == "mse":
+    return metrics.mse(target, reconstruction)
+  if kind == "ms_ssim":
+    return 1.0 - jnp.mean(metrics.ms_ssim(target, reconstruction))
+  raise ValueError(f"unknown distortion {kind!r}; use 'mse' or 'ms_ssim'")
+
+
+def rate_distortion_loss(output: RDOutput, target, lmbda: float, kind: str = "mse",
+                         rate_target: float | None = None, beta: float = 1.0):
+  """rate + lambda * distortion, rate in bpp; with ``rate_target`` the rate term becomes
+  beta * max(bpp - rate_target, 0) (Mentzer et al. 2018). Returns (loss, metrics dict)."""
+  rate = output.bpp()
+  dist = distortion(target, output.reconstruction, kind)
+  rate_term = rate if rate_target is None else beta * jnp.maximum(rate - rate_target, 0.0)
+  loss = rate_term + lmbda * dist
+  return loss, {"loss": loss, "bpp": rate, "distortion": dist, **_per_stream_bpp(output)}
+
+
+def lossless_loss(output: RDOutput, channels: int = 3):
+  """Negative log-likelihood in bits per sub-pixel over all streams. Returns (loss, metrics dict)."""
+  loss = output.bpp() / channels
+  return loss, {"loss": loss, "bpsp": loss, **_per_stream_bpp(output)}
+
+
+def _per_stream_bpp(output: RDOutput) -> dict[str, jax.Array]:
+  return {f"bpp/{name}": jnp.mean(bits) / output.num_pixels for name, bits in output.bits.items()}

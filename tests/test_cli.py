@@ -1,0 +1,132 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from compzoo import cli, zoo
+
+
+@pytest.fixture
+def png_file(tmp_path, rng):
+  path = tmp_path / "in.png"
+  Image.fromarray(rng.integers(0, 256, (23, 37, 3), dtype=np.uint8)).save(path)
+  return path
+
+
+def run(argv, capsys):
+  code = cli.main(argv)
+  out, err = capsys.readouterr()
+  return code, out, err
+
+
+def test_models_lists_every_entry_name_first(capsys):
+  code, out, _ = run(["models"], capsys)
+  assert code == 0
+  assert [line.split("\t")[0] for line in out.splitlines()] == list(zoo.entries())
+
+
+@pytest.mark.parametrize("model", ["png", "jpegxl-lossless", "jpeg:quality=90"])
+def test_compress_info_decompress(model, png_file, tmp_path, capsys):
+  packed, restored = tmp_path / "x.czoo", tmp_path / "out.png"
+  assert run(["compress", "-m", model, str(png_file), str(packed)], capsys)[0] == 0
+  code, out, _ = run(["info", str(packed)], capsys)
+  assert code == 0 and "37x23" in out and zoo.make_codec(model).name in out
+  assert run(["decompress", str(packed), str(restored)], capsys)[0] == 0
+  original, decoded = np.asarray(Image.open(png_file)), np.asarray(Image.open(restored))
+  assert decoded.shape == original.shape
+  if zoo.make_codec(model).lossless:
+    np.testing.assert_array_equal(decoded, original)
+
+
+def _one_line(err):
+  assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+  return err
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["compress", "-m", "png", "missing.png", "out"], 2, "no such image file"),
+    (["compress", "-m", "nope", "{png}", "{tmp}/o"], 2, "unknown codec"),
+    (["compress", "-m", "jpeg:quality=500", "{png}", "{tmp}/o"], 2, "outside"),
+    (["compress", "-m", "png", "{png}", "{tmp}/no/such/dir/o"], 2, "output folder does not exist"),
+    (["decompress", "{garbage}", "{tmp}/o.png"], 1, "not a compzoo file"),
+    (["decompress", "{truncated}", "{tmp}/o.png"], 1, "truncated"),
+    (["info", "{garbage}"], 1, "not a compzoo file"),
+    (["decompress", "{packed}", "{tmp}/o.jpg"], 2, "written as PNG"),
+    (["compress", "-m", "png", "{rgba}", "{tmp}/o"], 2, "RGB only"),
+    (["compress", "-m", "png", "{garbage}", "{tmp}/o"], 2, "cannot read image"),
+    (["bench", "-m", "png", "--images", "{tmp}/none", "--out", "{tmp}/b"], 2, "no such image folder"),
+])
+def test_errors_are_one_line(argv, code, message, png_file, tmp_path, capsys):
+  garbage = tmp_path / "garbage.bin"
+  garbage.write_bytes(b"hello world, not an image")
+  packed = tmp_path / "ok.czoo"
+  cli.main(["compress", "-m", "png", str(png_file), str(packed)])
+  truncated = tmp_path / "t.czoo"
+  truncated.write_bytes(packed.read_bytes()[:-10])
+  rgba = tmp_path / "rgba.png"
+  Image.fromarray(np.zeros((4, 4, 4), np.uint8)).save(rgba)
+  capsys.readouterr()
+  names = dict(png=png_file, tmp=tmp_path, garbage=garbage, packed=packed, truncated=truncated, rgba=rgba)
+  result = run([a.format(**names) for a in argv], capsys)
+  assert result[0] == code
+  assert message in _one_line(result[2])
+
+
+def test_debug_shows_traceback(capsys):
+  code, _, err = run(["--debug", "compress", "-m", "png", "missing.png", "out"], capsys)
+  assert code == 2 and "Traceback" in err
+
+
+def test_bad_flags_exit_2(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["bench", "--no-such-flag"])
+  assert exit_info.value.code == 2
+
+
+def test_bench_writes_records_table_and_plots(tmp_path, rng, capsys):
+  images = tmp_path / "images"
+  images.mkdir()
+  for i, shape in enumerate([(200, 190), (31, 17)]):
+    Image.fromarray(rng.integers(0, 256, shape + (3,), dtype=np.uint8)).save(images / f"im{i}.png")
+  out = tmp_path / "bench"
+  code, stdout, _ = run(["bench", "-m", "png,jpeg:quality=50,jpeg:quality=90", "--images", str(images),
+                         "--out", str(out), "--quiet"], capsys)
+  assert code == 0 and "| png |" in stdout
+  records = json.loads((out / "results.json").read_text())
+  assert len(records) == 6
+  keys = {"codec", "image", "bytes", "bpp", "bpsp", "psnr", "ms_ssim", "exact", "encode_s", "decode_s"}
+  assert all(set(r) == keys for r in records)
+  png = [r for r in records if r["codec"] == "png"]
+  assert all(r["exact"] and r["psnr"] is None for r in png)
+  lossy = [r for r in records if r["codec"].startswith("jpeg")]
+  assert all(not r["exact"] and r["psnr"] > 0 for r in lossy)
+  assert [r["ms_ssim"] is None for r in lossy] == [False, True, False, True]  # 31x17 is too small
+  assert (out / "summary.md").exists() and (out / "rd_psnr.png").exists()
+  assert not (out / "rd_ms_ssim.png").exists()  # no codec has MS-SSIM on every image
+
+
+def test_bench_plots_ms_ssim_when_every_image_has_it(tmp_path, astronaut, capsys, monkeypatch):
+  from compzoo import data
+
+  monkeypatch.setattr(data, "embedded_images", lambda: {"astronaut": astronaut})
+  assert run(["bench", "-m", "jpeg:quality=30,jpeg:quality=80", "--out", str(tmp_path), "--quiet"], capsys)[0] == 0
+  assert (tmp_path / "rd_ms_ssim.png").exists()
+
+
+def test_bench_sweep_expands_families(tmp_path, capsys, monkeypatch):
+  from compzoo import data
+
+  tiny = {"a": np.full((8, 8, 3), 100, np.uint8)}
+  monkeypatch.setattr(data, "embedded_images", lambda: tiny)
+  code, _, _ = run(["bench", "-m", "jpeg,png", "--sweep", "--out", str(tmp_path), "--quiet"], capsys)
+  assert code == 0
+  codecs = [r["codec"] for r in json.loads((tmp_path / "results.json").read_text())]
+  assert codecs == zoo.get("jpeg").sweep_names() + ["png"]
+
+
+def test_python_dash_m_entry_point():
+  result = subprocess.run([sys.executable, "-m", "compzoo", "models"], capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0 and result.stdout.startswith("avif")

@@ -1,0 +1,56 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import skimage.data
+from skimage.metrics import structural_similarity
+
+from compzoo import metrics
+
+# tf.image.ssim_multiscale / tf.image.ssim (TensorFlow 2, max_val=255) on the pairs built by _pair below;
+# produced by experiments/tools/ms_ssim_reference.py in a scratch environment with TensorFlow.
+TF_REFERENCE = {"astronaut": (0.9359552264213562, 0.46011027693748474),
+                "coffee": (0.9216322898864746, 0.4536581337451935)}
+
+
+def _pair(image):
+  h, w = image.shape[:2]
+  i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  noise = ((i * 7 + j * 13) % 31 - 15)[..., None] * np.array([1, 2, 3])
+  return image, np.clip(image.astype(np.int64) + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(TF_REFERENCE))
+def test_ms_ssim_matches_tensorflow(name):
+  a, b = _pair(getattr(skimage.data, name)())
+  ms_ref, ssim_ref = TF_REFERENCE[name]
+  assert float(metrics.ms_ssim(a, b)) == pytest.approx(ms_ref, abs=1e-4)
+  assert float(metrics.ssim(a, b)) == pytest.approx(ssim_ref, abs=1e-4)
+
+
+def test_ssim_matches_scikit_image():
+  a, b = _pair(skimage.data.chelsea())
+  reference = structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, data_range=255)
+  assert float(metrics.ssim(a, b)) == pytest.approx(reference, abs=1e-4)
+
+
+def test_ms_ssim_identity_batch_and_gradient(astronaut):
+  assert float(metrics.ms_ssim(astronaut, astronaut)) == pytest.approx(1.0, abs=1e-6)
+  batch = np.stack([astronaut, _pair(astronaut)[1]]).astype(np.float32)
+  values = metrics.ms_ssim(batch, batch[::-1])
+  assert values.shape == (2,)
+  grad = jax.grad(lambda x: metrics.ms_ssim(x, jnp.asarray(batch[0])))(jnp.asarray(batch[1]))
+  assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
+  with pytest.raises(ValueError):
+    metrics.ms_ssim(astronaut[:100, :100], astronaut[:100, :100])
+
+
+def test_psnr_and_rates():
+  a = np.zeros((4, 4, 3), np.uint8)
+  b = a.copy()
+  b[0, 0, 0] = 16  # mse = 256 / 48
+  assert float(metrics.psnr(a, b)) == pytest.approx(10 * np.log10(255**2 * 48 / 256), rel=1e-6)
+  assert float(metrics.psnr(a, a)) == np.inf
+  assert metrics.bpp(100, 10, 20) == 4.0
+  assert metrics.bpsp(300, 10, 20) == 4.0

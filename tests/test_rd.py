@@ -1,0 +1,36 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from compzoo import rd
+
+
+def _output(recon=None):
+  return rd.RDOutput(reconstruction=recon, bits={"y": jnp.array([800.0, 1200.0]), "z": jnp.array([100.0, 100.0])},
+                     num_pixels=100)
+
+
+def test_rd_output_rates():
+  out = _output()
+  np.testing.assert_allclose(out.total_bits(), [900.0, 1300.0])
+  assert float(out.bpp()) == pytest.approx(11.0)
+
+
+def test_rate_distortion_loss_and_rate_target():
+  target = jnp.zeros((2, 4, 4, 3))
+  out = _output(target + 2.0)  # mse 4
+  loss, logs = rd.rate_distortion_loss(out, target, lmbda=0.5)
+  assert float(loss) == pytest.approx(11.0 + 2.0)
+  assert float(logs["bpp/y"]) == pytest.approx(10.0)
+  loss, _ = rd.rate_distortion_loss(out, target, lmbda=0.5, rate_target=12.0, beta=3.0)
+  assert float(loss) == pytest.approx(2.0)  # under the target the rate costs nothing
+  loss, _ = rd.rate_distortion_loss(out, target, lmbda=0.5, rate_target=10.0, beta=3.0)
+  assert float(loss) == pytest.approx(3.0 + 2.0)
+  with pytest.raises(ValueError):
+    rd.distortion(target, target, "l1")
+
+
+def test_lossless_loss_is_bits_per_subpixel():
+  loss, logs = rd.lossless_loss(_output())
+  assert float(loss) == pytest.approx(11.0 / 3)
+  assert float(logs["bpsp"]) == float(loss)
