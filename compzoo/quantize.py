@@ -34,15 +34,15 @@ def soft_to_hard(x, centers, sigma: float = 1.0):
 class LearnedCenters(nnx.Module):
   """L quantization centers trained with the model, initialised evenly in [low, high]."""
 
-  def __init__(self, levels: int, low: float = -2.0, high: float = 2.0, trainable: bool = True):
+  def __init__(self, levels: int, low: float = -2.0, high: float = 2.0, sigma: float = 1.0,
+               trainable: bool = True):
     init = jnp.linspace(low, high, levels, dtype=jnp.float32)
     self.centers = nnx.Param(init) if trainable else nnx.Variable(init)
-    self.sigma_default = 1.0
+    self.sigma = sigma
 
-  def __call__(self, x, sigma: float | None = None):
-    """-> (quantized values, symbols), see ``soft_to_hard``. Centers are kept sorted for coding."""
-    centers = jnp.sort(self.centers[...])
-    return soft_to_hard(x, centers, self.sigma_default if sigma is None else sigma)
+  def __call__(self, x):
+    """-> (quantized values, symbols), see ``soft_to_hard``. Centers are sorted so symbols are ordered."""
+    return soft_to_hard(x, jnp.sort(self.centers[...]), self.sigma)
 
   def dequantize(self, symbols):
     return jnp.sort(self.centers[...])[symbols]

@@ -143,7 +143,7 @@ def _factorized_pmf(model, channel, support):
 def test_factorized_density_codes_samples_and_escapes(rng):
   model = FactorizedDensity(3, rngs=nnx.Rngs(0))
   support = np.arange(-400, 401)
-  symbols = np.stack([rng.choice(support, N // 3, p=_factorized_pmf(model, c, support)) for c in range(3)], -1)
+  symbols = np.stack([rng.choice(support, N // 3 + 1, p=_factorized_pmf(model, c, support)) for c in range(3)], -1)
   tables = model.coding_tables()
   size, estimate = _check_coding(model, symbols)
   # values far outside the tables go through the escape path

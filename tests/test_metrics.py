@@ -54,3 +54,28 @@ def test_psnr_and_rates():
   assert float(metrics.psnr(a, a)) == np.inf
   assert metrics.bpp(100, 10, 20) == 4.0
   assert metrics.bpsp(300, 10, 20) == 4.0
+
+
+def _crops(image, count, size, rng):
+  rows = rng.integers(0, image.shape[0] - size, count)
+  cols = rng.integers(0, image.shape[1] - size, count)
+  return np.stack([image[r:r + size, c:c + size] for r, c in zip(rows, cols)])
+
+
+def test_sliced_wasserstein_separates_distributions(rng):
+  photo = skimage.data.coffee()
+  real, other_real = _crops(photo, 48, 64, rng), _crops(photo, 48, 64, rng)
+  blurred = np.asarray(metrics._blur(metrics._blur(other_real.astype(np.float32))))
+  noise = rng.integers(0, 256, real.shape).astype(np.uint8)
+  same = metrics.sliced_wasserstein(real, real)
+  near = metrics.sliced_wasserstein(real, other_real)
+  far = metrics.sliced_wasserstein(real, blurred)
+  farther = metrics.sliced_wasserstein(real, noise)
+  assert len(same) == 4 and max(same) < 1e-3
+  assert near[0] < far[0] < farther[0]  # the finest level sees blur and noise
+  assert far[0] > 1.5 * near[0]
+  assert abs(far[3] - near[3]) < 0.05 * near[3]  # blur leaves the coarsest level alone
+  assert np.mean(near) < np.mean(farther)
+  assert metrics.sliced_wasserstein(real, blurred, seed=3) == metrics.sliced_wasserstein(real, blurred, seed=3)
+  with pytest.raises(ValueError):
+    metrics.sliced_wasserstein(real[:, :20, :20], real[:, :20, :20])

@@ -52,7 +52,9 @@ def run_bench(codec_specs: list[str], images: Mapping[str, np.ndarray], progress
   """Builds every codec first (so a bad name fails before any work), then measures each image."""
   codecs = [(spec, zoo.make_codec(spec)) for spec in codec_specs]
   records = []
-  with tqdm(total=len(codecs) * len(images), disable=not progress, unit="image", dynamic_ncols=True) as bar:
+  # disable=None: the bar shows on a terminal only, not in logs
+  with tqdm(total=len(codecs) * len(images), disable=None if progress else True, unit="image",
+            dynamic_ncols=True) as bar:
     for spec, codec in codecs:
       for name, image in images.items():
         bar.set_description(f"{spec} {name}")
