@@ -109,7 +109,6 @@ def _as_batch(a, b):
   return a, b, True
 
 
-
 def sliced_wasserstein(a, b, levels: int = 4, patch: int = 7, patches_per_image: int = 128,
                        directions: int = 512, repeats: int = 4, seed: int = 0) -> list[float]:
   """Sliced Wasserstein distance between two image sets, per Laplacian-pyramid level (finest first).
@@ -132,7 +131,7 @@ def sliced_wasserstein(a, b, levels: int = 4, patch: int = 7, patches_per_image:
       raise ValueError(f"images too small for {levels} pyramid levels with {patch}x{patch} patches")
     rows = rng.integers(0, height - patch + 1, (count, patches_per_image))
     cols = rng.integers(0, width - patch + 1, (count, patches_per_image))
-    descriptors = [_normalize(_patches(p[level], rows, cols, patch)) for p in pyramids]
+    descriptors = [_normalize(_patches(p[level], rows, cols, patch), p[level].shape[3]) for p in pyramids]
     total = 0.0
     for _ in range(repeats):
       dirs = rng.standard_normal((descriptors[0].shape[1], directions)).astype(np.float32)
@@ -171,7 +170,8 @@ def _patches(images, rows, cols, size):
   return images[n, r, c, np.arange(images.shape[3])].reshape(-1, size * size * images.shape[3])
 
 
-def _normalize(descriptors):
-  channels = descriptors.reshape(descriptors.shape[0], -1, 3)
+def _normalize(descriptors, num_channels):
+  """Zero mean, unit variance per colour channel over all of a set's patches."""
+  channels = descriptors.reshape(descriptors.shape[0], -1, num_channels)
   channels = (channels - channels.mean(axis=(0, 1))) / (channels.std(axis=(0, 1)) + 1e-8)
   return channels.reshape(descriptors.shape[0], -1)
