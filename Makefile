@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 KODAK ?= ../shared/data/kodak
 JOBS ?= 2
 
-.PHONY: setup demo test test-fast bench-kodak bench-coder fuzz lock clean
+.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-coder fuzz lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -26,6 +26,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -q -m 'not slow'
+
+train-tiny: $(STAMP)
+	$(BIN)/python -m experiments.train --config=experiments/configs/bmshj2018_factorized.py:tiny --workdir=runs/tiny
+
+bench-train: $(STAMP)
+	$(BIN)/python -m experiments.bench_train --config=experiments/configs/bmshj2018_factorized.py:cpu --steps=20
 
 bench-kodak: $(STAMP)
 	$(BIN)/compzoo bench -m png,webp-lossless,jpeg2000-lossless,jpegxl-lossless --images $(KODAK) --out runs/kodak-lossless

@@ -13,7 +13,10 @@ from pathlib import Path
 from compzoo.errors import CompzooError, UsageError
 
 DEMO_CODECS = ("png,webp-lossless,jpeg2000-lossless,jpegxl-lossless,"
-               "jpeg:quality=75,webp:quality=75,avif:quality=50,jpeg2000:psnr=35,jpegxl:distance=1")
+               "jpeg:quality=75,webp:quality=75,avif:quality=50,jpeg2000:psnr=35,jpegxl:distance=1,"
+               "bmshj2018-factorized:quality=2")
+LEARNED = "learned"  # -m learned --weights DIR: a model from a training workdir or export
+WEIGHTS_HELP = f"with -m {LEARNED}: a training workdir or an export folder (config.json + params.msgpack)"
 
 
 def _models(args) -> None:
@@ -25,10 +28,23 @@ def _models(args) -> None:
     print(f"{entry.name}\t{entry.kind}\t{mode}\t{params}\t{entry.description}")
 
 
-def _compress(args) -> None:
-  from compzoo import data, metrics, zoo
+def _codec(spec: str, weights):
+  """A zoo codec, or with --weights the model of a training workdir or export (codec name 'learned')."""
+  from compzoo import zoo
+  if weights is None:
+    if spec == LEARNED:
+      raise UsageError(f"codec {LEARNED!r} needs --weights (a training workdir or an export folder)")
+    return zoo.make_codec(spec)
+  if spec != LEARNED:
+    raise UsageError(f"--weights goes with -m {LEARNED}, not {spec!r}")
+  from compzoo.codecs.learned import LearnedCodec
+  return LearnedCodec.from_path(weights, name=LEARNED)
 
-  codec = zoo.make_codec(args.model)
+
+def _compress(args) -> None:
+  from compzoo import data, metrics
+
+  codec = _codec(args.model, args.weights)
   image = data.load_image(args.input)
   payload = codec.compress(image)
   _write(args.output, payload)
@@ -38,10 +54,10 @@ def _compress(args) -> None:
 
 
 def _decompress(args) -> None:
-  from compzoo import bitstream, data, zoo
+  from compzoo import bitstream, data
 
   payload = _read(args.input)
-  codec = zoo.make_codec(bitstream.unpack(payload).codec)
+  codec = _codec(bitstream.unpack(payload).codec, args.weights)
   data.save_image(args.output, codec.decompress(payload))
 
 
@@ -74,6 +90,9 @@ def _bench(args) -> None:
   else:
     paths = data.list_images(args.images)[: args.limit or None]
     images = {p.name: data.load_image(p) for p in paths}
+  if args.weights and LEARNED not in specs:
+    raise UsageError(f"--weights given but -m does not list {LEARNED!r}")
+  specs = [_codec(spec, args.weights) if spec == LEARNED else spec for spec in specs]
   records = bench.run_bench(specs, images, progress=not args.quiet)
   paths = bench.write_reports(records, args.out)
   print(paths["markdown"].read_text(), end="")
@@ -82,7 +101,7 @@ def _bench(args) -> None:
 
 def _expand(zoo, spec):
   """A bare lossy family name expands to its sweep of operating points."""
-  if ":" in spec:
+  if ":" in spec or spec == LEARNED:
     return [spec]
   return zoo.get(spec).sweep_names()
 
@@ -110,11 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = commands.add_parser("compress", help="compress an image to a compzoo file")
   p.add_argument("-m", "--model", required=True, help="codec NAME[:key=value...]")
+  p.add_argument("--weights", help=WEIGHTS_HELP)
   p.add_argument("input")
   p.add_argument("output")
   p.set_defaults(run=_compress)
 
   p = commands.add_parser("decompress", help="decompress a compzoo file to PNG")
+  p.add_argument("--weights", help="the weights a 'learned' file was written with")
   p.add_argument("input")
   p.add_argument("output")
   p.set_defaults(run=_decompress)
@@ -130,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--sweep", action="store_true", help="expand bare lossy codec names to their RD sweep")
   p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
+  p.add_argument("--weights", help=WEIGHTS_HELP)
   p.set_defaults(run=_bench)
   return parser
 

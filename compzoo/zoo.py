@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 from compzoo.codecs.base import Codec, format_codec_name, parse_codec_name
 from compzoo.errors import UsageError
 
-_PROVIDERS = ("compzoo.codecs.classic",)
+_PROVIDERS = ("compzoo.codecs.classic", "compzoo.codecs.learned")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,16 +48,28 @@ def measure(codec_spec: str, codec, name: str, image: np.ndarray) -> BenchRecord
                      metrics.bpsp(len(data), height, width, channels), psnr, quality, exact, encode_s, decode_s)
 
 
-def run_bench(codec_specs: list[str], images: Mapping[str, np.ndarray], progress: bool = True) -> list[BenchRecord]:
-  """Builds every codec first (so a bad name fails before any work), then measures each image."""
-  codecs = [(spec, zoo.make_codec(spec)) for spec in codec_specs]
+def run_bench(codec_specs: list, images: Mapping[str, np.ndarray], progress: bool = True) -> list[BenchRecord]:
+  """Builds every codec first (so a bad name fails before any work), then measures each image.
+  A spec is a zoo name or an already built ``Codec`` (a model loaded from a workdir)."""
+  codecs = [(spec, zoo.make_codec(spec)) if isinstance(spec, str) else (spec.name, spec) for spec in codec_specs]
   records = []
   # disable=None: the bar shows on a terminal only, not in logs
   with tqdm(total=len(codecs) * len(images), disable=None if progress else True, unit="image",
             dynamic_ncols=True) as bar:
     for spec, codec in codecs:
+      _warm_up(codec, images.values())
       for name, image in images.items():
         bar.set_description(f"{spec} {name}")
         records.append(measure(spec, codec, name, image))
         bar.update()
   return records
+
+
+def _warm_up(codec, images) -> None:
+  """One untimed round trip per distinct image shape, so timings exclude one-off compilation (learned
+  codecs compile their transforms per shape) and first-call library set-up."""
+  seen = set()
+  for image in images:
+    if image.shape not in seen:
+      seen.add(image.shape)
+      codec.decompress(codec.compress(image))

@@ -1,0 +1,39 @@
+"""Shared layers: generalized divisive normalization and a plain residual block (NHWC)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class GDN(nnx.Module):
+  """Generalized divisive normalization (Ballé, Laparra, Simoncelli 2016):
+  y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2), or its inverse (multiply) in synthesis transforms.
+
+  beta and gamma are stored as square roots so they stay non-negative under any gradient step; a small
+  floor keeps the denominator away from zero.
+  """
+
+  def __init__(self, channels: int, inverse: bool = False, *, rngs: nnx.Rngs | None = None):
+    del rngs  # deterministic initialisation: identity-like normalisation
+    self.inverse = inverse
+    self.beta_root = nnx.Param(jnp.ones((channels,), jnp.float32))
+    self.gamma_root = nnx.Param(jnp.sqrt(0.1) * jnp.eye(channels, dtype=jnp.float32))
+
+  def __call__(self, x):
+    beta = jnp.square(self.beta_root[...]) + 1e-6
+    gamma = jnp.square(self.gamma_root[...])
+    norm = jnp.sqrt(beta + jnp.einsum("...j,ij->...i", jnp.square(x), gamma))
+    return x * norm if self.inverse else x / norm
+
+
+class ResidualBlock(nnx.Module):
+  """x + conv(relu(conv(x))), 3x3, EDSR-style (no normalization)."""
+
+  def __init__(self, channels: int, *, rngs: nnx.Rngs):
+    self.conv1 = nnx.Conv(channels, channels, (3, 3), rngs=rngs)
+    self.conv2 = nnx.Conv(channels, channels, (3, 3), rngs=rngs)
+
+  def __call__(self, x):
+    return x + self.conv2(jax.nn.relu(self.conv1(x)))

@@ -1,0 +1,211 @@
+"""Adversarial and Wasserstein objectives: GAN (non-saturating or hinge, feature matching), WGAN-GP, WAE.
+
+Models for these objectives are compression (or generative) models with extra submodules, and parameter
+groups are chosen by path, never by name suffix:
+  - ``model(images, key) -> RDOutput``: the generator (for a pure generative model, reconstruction is a
+    sample and ``bits`` is empty);
+  - ``model.discriminator(images, condition) -> (logits, features)``: GAN discriminator or WGAN critic;
+  - WAE: ``model.encode(images, key) -> latents (N, d)`` and ``model.prior_sample(key, n) -> (N, d)``; with
+    the adversarial penalty, ``model.latent_discriminator(latents) -> logits``.
+Discriminator steps come first and see the generator's output with gradients stopped; the generator step
+then sees the updated discriminator (alternating updates, as in Agustsson et al. 2019).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from compzoo import rd
+from compzoo.errors import UsageError
+from compzoo.train.objectives import Objective, _quality
+
+_GENERATOR = nnx.All(nnx.Param, nnx.Not(nnx.Any(nnx.PathContains("discriminator"),
+                                                 nnx.PathContains("latent_discriminator"))))
+_DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
+_LATENT_DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("latent_discriminator"))
+
+
+def _generator_terms(output: rd.RDOutput, target, distortion_weight, distortion, rate_weight):
+  """The non-adversarial part of a generator loss: rate_weight * bpp + distortion_weight * d(x, x̂)."""
+  terms = {"bpp": output.bpp()}
+  loss = rate_weight * terms["bpp"]
+  if distortion_weight:
+    terms["distortion"] = rd.distortion(target, output.reconstruction, distortion)
+    loss = loss + distortion_weight * terms["distortion"]
+  return loss, terms
+
+
+@dataclasses.dataclass(frozen=True)
+class GAN(Objective):
+  """Generator: adversarial_weight * adv + distortion_weight * d + rate_weight * bpp + feature_matching * FM."""
+
+  loss: str = "nonsaturating"  # or "hinge"
+  adversarial_weight: float = 1.0
+  distortion_weight: float = 0.0
+  distortion: str = "mse"
+  rate_weight: float = 0.0
+  feature_matching: float = 0.0
+
+  def __post_init__(self):
+    if self.loss not in ("nonsaturating", "hinge"):
+      raise UsageError(f"GAN loss {self.loss!r}: use 'nonsaturating' or 'hinge'")
+
+  def groups(self):
+    return {"generator": _GENERATOR, "discriminator": _DISCRIMINATOR}
+
+  def update(self, model, optimizers, batch, key):
+    real, condition = batch["image"], batch.get("condition")
+    fake = jax.lax.stop_gradient(model(real, key).reconstruction)
+
+    def discriminator_loss(model):
+      real_logits, _ = model.discriminator(real, condition)
+      fake_logits, _ = model.discriminator(fake, condition)
+      if self.loss == "hinge":
+        return jnp.mean(jax.nn.relu(1 - real_logits)) + jnp.mean(jax.nn.relu(1 + fake_logits))
+      return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+
+    d_loss, grads = nnx.value_and_grad(discriminator_loss, argnums=nnx.DiffState(0, _DISCRIMINATOR))(model)
+    optimizers["discriminator"].update(model, grads)
+
+    def generator_loss(model):
+      output = model(real, key)
+      fake_logits, fake_features = model.discriminator(output.reconstruction, condition)
+      adversarial = (-jnp.mean(fake_logits) if self.loss == "hinge"
+                     else jnp.mean(jax.nn.softplus(-fake_logits)))
+      loss, terms = _generator_terms(output, real, self.distortion_weight, self.distortion, self.rate_weight)
+      loss = loss + self.adversarial_weight * adversarial
+      if self.feature_matching:
+        _, real_features = model.discriminator(real, condition)
+        matching = sum(jnp.mean(jnp.abs(f - jax.lax.stop_gradient(r))) for f, r in zip(fake_features, real_features))
+        loss = loss + self.feature_matching * matching
+        terms["feature_matching"] = matching
+      return loss, {"adversarial": adversarial, **terms}
+
+    (g_loss, terms), grads = nnx.value_and_grad(
+        generator_loss, argnums=nnx.DiffState(0, _GENERATOR), has_aux=True)(model)
+    optimizers["generator"].update(model, grads)
+    return {"loss": g_loss, "discriminator_loss": d_loss, **terms}
+
+
+@dataclasses.dataclass(frozen=True)
+class WGANGP(Objective):
+  """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017): ``critic_steps`` critic updates per
+  generator update; generator loss -E[critic(x̂)] * adversarial_weight + distortion and rate terms."""
+
+  critic_steps: int = 5
+  penalty_weight: float = 10.0
+  adversarial_weight: float = 1.0
+  distortion_weight: float = 0.0
+  distortion: str = "mse"
+  rate_weight: float = 0.0
+
+  def __post_init__(self):
+    if self.critic_steps < 1:
+      raise UsageError(f"WGAN-GP needs critic_steps >= 1, got {self.critic_steps}")
+
+  def groups(self):
+    return {"generator": _GENERATOR, "discriminator": _DISCRIMINATOR}
+
+  def update(self, model, optimizers, batch, key):
+    real, condition = batch["image"], batch.get("condition")
+    keys = jax.random.split(key, self.critic_steps + 1)
+
+    def critic_loss(model, fake, mix_key):
+      critic = lambda x: model.discriminator(x, condition)[0]
+      alpha = jax.random.uniform(mix_key, (real.shape[0],) + (1,) * (real.ndim - 1))
+      between = alpha * real + (1 - alpha) * fake
+      slopes = jax.grad(lambda x: jnp.sum(critic(x)))(between)
+      norms = jnp.sqrt(jnp.sum(jnp.square(slopes).reshape(real.shape[0], -1), axis=1) + 1e-12)
+      distance = jnp.mean(critic(real)) - jnp.mean(critic(fake))
+      return -distance + self.penalty_weight * jnp.mean(jnp.square(norms - 1)), distance
+
+    real = jnp.asarray(real, jnp.float32)
+    for step_key in keys[1:]:
+      sample_key, mix_key = jax.random.split(step_key)
+      fake = jax.lax.stop_gradient(model(real, sample_key).reconstruction)
+      (c_loss, distance), grads = nnx.value_and_grad(
+          critic_loss, argnums=nnx.DiffState(0, _DISCRIMINATOR), has_aux=True)(model, fake, mix_key)
+      optimizers["discriminator"].update(model, grads)
+
+    def generator_loss(model):
+      output = model(real, keys[0])
+      adversarial = -jnp.mean(model.discriminator(output.reconstruction, condition)[0])
+      loss, terms = _generator_terms(output, real, self.distortion_weight, self.distortion, self.rate_weight)
+      return loss + self.adversarial_weight * adversarial, {"adversarial": adversarial, **terms}
+
+    (g_loss, terms), grads = nnx.value_and_grad(
+        generator_loss, argnums=nnx.DiffState(0, _GENERATOR), has_aux=True)(model)
+    optimizers["generator"].update(model, grads)
+    return {"loss": g_loss, "critic_loss": c_loss, "wasserstein_estimate": distance, **terms}
+
+
+@dataclasses.dataclass(frozen=True)
+class WAE(Objective):
+  """Wasserstein autoencoder (Tolstikhin et al. 2018): d(x, G(E(x))) + penalty_weight * D(Q_Z, P_Z), with D
+  an MMD (inverse multiquadratic kernel) or a latent discriminator (non-saturating GAN on latents)."""
+
+  penalty: str = "mmd"  # or "adversarial"
+  penalty_weight: float = 1.0
+  distortion: str = "mse"
+  rate_weight: float = 0.0
+  kernel_scale: float = 1.0
+
+  def __post_init__(self):
+    if self.penalty not in ("mmd", "adversarial"):
+      raise UsageError(f"WAE penalty {self.penalty!r}: use 'mmd' or 'adversarial'")
+
+  def groups(self):
+    groups = {"model": _GENERATOR}
+    if self.penalty == "adversarial":
+      groups["latent_discriminator"] = _LATENT_DISCRIMINATOR
+    return groups
+
+  def update(self, model, optimizers, batch, key):
+    images = batch["image"]
+    encode_key, prior_key, forward_key = jax.random.split(key, 3)
+    prior = model.prior_sample(prior_key, images.shape[0])
+    result = {}
+    if self.penalty == "adversarial":
+      encoded = jax.lax.stop_gradient(model.encode(images, encode_key))
+
+      def latent_discriminator_loss(model):
+        return (jnp.mean(jax.nn.softplus(-model.latent_discriminator(prior)))
+                + jnp.mean(jax.nn.softplus(model.latent_discriminator(encoded))))
+
+      result["latent_discriminator_loss"], grads = nnx.value_and_grad(
+          latent_discriminator_loss, argnums=nnx.DiffState(0, _LATENT_DISCRIMINATOR))(model)
+      optimizers["latent_discriminator"].update(model, grads)
+
+    def wae_loss(model):
+      latents = model.encode(images, encode_key)
+      if self.penalty == "mmd":
+        penalty = mmd(latents, prior, self.kernel_scale)
+      else:
+        penalty = jnp.mean(jax.nn.softplus(-model.latent_discriminator(latents)))
+      output = model(images, forward_key)
+      distortion = rd.distortion(images, output.reconstruction, self.distortion)
+      loss = distortion + self.penalty_weight * penalty + self.rate_weight * output.bpp()
+      return loss, {"distortion": distortion, "penalty": penalty, "bpp": output.bpp()}
+
+    (loss, terms), grads = nnx.value_and_grad(wae_loss, argnums=nnx.DiffState(0, _GENERATOR), has_aux=True)(model)
+    optimizers["model"].update(model, grads)
+    return {"loss": loss, **terms, **result}
+
+  def evaluate(self, model, batch):
+    output = model(batch["image"])
+    return _quality(output, batch["image"]), output.reconstruction
+
+
+def mmd(x, y, scale: float = 1.0) -> jax.Array:
+  """Unbiased squared MMD between samples x, y (N, d) with the inverse multiquadratic kernel
+  k(a, b) = C / (C + |a - b|^2), C = 2 d scale^2 (the WAE paper's choice for a Gaussian prior)."""
+  n, d = x.shape
+  c = 2.0 * d * scale ** 2
+  kernel = lambda a, b: c / (c + jnp.sum(jnp.square(a[:, None] - b[None]), axis=-1))
+  off_diagonal = 1.0 - jnp.eye(n)
+  within = jnp.sum((kernel(x, x) + kernel(y, y)) * off_diagonal) / (n * (n - 1))
+  return within - 2.0 * jnp.mean(kernel(x, y))

@@ -1,0 +1,99 @@
+"""A model from a checkpoint or an export is a real codec: bytes out, its own reconstruction back in,
+any image size, files bound to their weights, and the CLI's --weights."""
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from compzoo import bitstream, cli, models
+from compzoo.codecs.learned import LearnedCodec
+from compzoo.errors import BitstreamError
+from compzoo.models.bmshj2018 import STRIDE
+from compzoo.train import checkpoint
+from compzoo.train.loop import train_and_evaluate
+from train_helpers import tiny_config
+
+
+def _export(path, seed):
+  config = tiny_config()
+  model = models.build(config.model, seed=seed)
+  checkpoint.export(path, config, model)
+  return path
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+  return _export(tmp_path_factory.mktemp("weights"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def codec(weights):
+  return LearnedCodec.from_path(weights, name="learned")
+
+
+def _reference(model, image):
+  """The model's own forward pass on the padded image, rounded and cropped: what decoding must give."""
+  pad = ((0, -image.shape[0] % STRIDE), (0, -image.shape[1] % STRIDE), (0, 0))
+  output = model(np.pad(image, pad, mode="edge")[None])
+  return np.clip(np.round(np.asarray(output.reconstruction[0])), 0, 255).astype(np.uint8)[:image.shape[0], :image.shape[1]]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (16, 16), (33, 50), (64, 17)])
+def test_decodes_to_the_models_own_reconstruction(codec, shape, rng):
+  image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+  decoded = codec.decompress(codec.compress(image))
+  assert decoded.shape == image.shape
+  difference = np.abs(decoded.astype(int) - _reference(codec.model, image))
+  assert difference.max() <= 1 and np.mean(difference) < 1e-3  # at most a rounding tie flips
+
+
+def test_bytes_match_the_models_rate_estimate(codec, astronaut):
+  image = astronaut[:128, :128]
+  payload = codec.compress(image)
+  estimated_bits = float(codec.model(image[None]).total_bits()[0])
+  stream_bits = 8 * len(bitstream.unpack(payload).streams[0])
+  assert abs(stream_bits - estimated_bits) < 0.02 * estimated_bits + 64
+
+
+def test_files_decode_only_with_their_weights(codec, tmp_path, astronaut):
+  other = LearnedCodec.from_path(_export(tmp_path / "other", seed=1), name="learned")
+  assert other.weights_id != codec.weights_id
+  with pytest.raises(BitstreamError, match="needs weights"):
+    other.decompress(codec.compress(astronaut[:32, :32]))
+
+
+def test_damaged_learned_files_are_bitstream_errors(codec, astronaut):
+  payload = codec.compress(astronaut[:48, :48])
+  container = bitstream.unpack(payload)
+  for damaged in (payload[:-9], payload[:40]):
+    with pytest.raises(BitstreamError):
+      codec.decompress(damaged)
+  for cut in (1, len(container.streams[0]) // 2):
+    stream = container.streams[0][:cut]
+    rewrapped = bitstream.pack(bitstream.Container(container.codec, container.shape, (stream,),
+                                                   container.weights_id, container.content_check))
+    with pytest.raises(BitstreamError):
+      codec.decompress(rewrapped)
+
+
+def test_workdir_and_its_export_are_the_same_weights(tmp_path):
+  train_and_evaluate(tiny_config(steps=1), tmp_path, progress=False)
+  from_workdir = LearnedCodec.from_path(tmp_path)
+  from_export = LearnedCodec.from_path(tmp_path / "export")
+  assert from_workdir.weights_id == from_export.weights_id
+
+
+def test_cli_compresses_with_weights(weights, tmp_path, astronaut, capsys):
+  from compzoo.data import save_image
+  save_image(tmp_path / "in.png", astronaut[:40, :56])
+  assert cli.main(["compress", "-m", "learned", "--weights", str(weights), str(tmp_path / "in.png"),
+                   str(tmp_path / "x.czoo")]) == 0
+  assert cli.main(["decompress", str(tmp_path / "x.czoo"), str(tmp_path / "out.png")]) == 2
+  assert "needs --weights" in capsys.readouterr().err
+  assert cli.main(["decompress", "--weights", str(weights), str(tmp_path / "x.czoo"), str(tmp_path / "out.png")]) == 0
+  assert cli.main(["compress", "-m", "png", "--weights", str(weights), str(tmp_path / "in.png"),
+                   str(tmp_path / "y.czoo")]) == 2
+  assert cli.main(["compress", "-m", "learned", "--weights", str(tmp_path), str(tmp_path / "in.png"),
+                   str(tmp_path / "y.czoo")]) == 2
+  assert "neither an export" in capsys.readouterr().err
