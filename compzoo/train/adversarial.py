@@ -21,7 +21,7 @@ from flax import nnx
 
 from compzoo import rd
 from compzoo.errors import UsageError
-from compzoo.train.objectives import Objective, _quality
+from compzoo.train.objectives import Objective, quality_metrics
 
 _GENERATOR = nnx.All(nnx.Param, nnx.Not(nnx.Any(nnx.PathContains("discriminator"),
                                                  nnx.PathContains("latent_discriminator"))))
@@ -197,7 +197,7 @@ class WAE(Objective):
 
   def evaluate(self, model, batch):
     output = model(batch["image"])
-    return _quality(output, batch["image"]), output.reconstruction
+    return quality_metrics(output, batch["image"]), output.reconstruction
 
 
 def mmd(x, y, scale: float = 1.0) -> jax.Array:

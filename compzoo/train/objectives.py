@@ -38,7 +38,7 @@ class Objective(abc.ABC):
   def evaluate(self, model, batch) -> tuple[dict[str, jax.Array], jax.Array | None]:
     """Deterministic metrics on a batch (no noise, no update), and the images to show (or None)."""
     output = model(batch["image"])
-    return _quality(output, batch["image"]), output.reconstruction
+    return quality_metrics(output, batch["image"]), output.reconstruction
 
 
 def default_gradient_rule(loss_fn: Callable, model, batch, key):
@@ -97,7 +97,7 @@ class Lossless(SingleLoss):
     return step_metrics, None
 
 
-def _quality(output: rd.RDOutput, target) -> dict[str, jax.Array]:
+def quality_metrics(output: rd.RDOutput, target) -> dict[str, jax.Array]:
   result = {"bpp": output.bpp()}
   if output.reconstruction is not None:
     result["psnr"] = metrics.psnr(target, jnp.clip(output.reconstruction, 0, 255))
