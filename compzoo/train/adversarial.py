@@ -29,33 +29,48 @@ _DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
 _LATENT_DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("latent_discriminator"))
 
 
-def _generator_terms(output: rd.RDOutput, target, distortion_weight, distortion, rate_weight):
-  """The non-adversarial part of a generator loss: rate_weight * bpp + distortion_weight * d(x, x̂)."""
-  terms = {"bpp": output.bpp()}
-  loss = rate_weight * terms["bpp"]
-  if distortion_weight:
-    terms["distortion"] = rd.distortion(target, output.reconstruction, distortion)
-    loss = loss + distortion_weight * terms["distortion"]
-  return loss, terms
-
-
 @dataclasses.dataclass(frozen=True)
-class GAN(Objective):
-  """Generator: adversarial_weight * adv + distortion_weight * d + rate_weight * bpp + feature_matching * FM."""
+class _GeneratorAndDiscriminator(Objective):
+  """What GAN and WGAN-GP share: the generator's weights, its parameter groups, and its update on
+  rate_weight * bpp + distortion_weight * d(x, x̂) + an adversarial part the subclass supplies."""
 
-  loss: str = "nonsaturating"  # or "hinge"
   adversarial_weight: float = 1.0
   distortion_weight: float = 0.0
   distortion: str = "mse"
   rate_weight: float = 0.0
+
+  def groups(self):
+    return {"generator": _GENERATOR, "discriminator": _DISCRIMINATOR}
+
+  def _update_generator(self, model, optimizers, real, key, adversarial):
+    """One generator step; ``adversarial(model, x̂) -> (loss part, metrics)``. Returns (loss, metrics)."""
+
+    def generator_loss(model):
+      output = model(real, key)
+      loss, terms = adversarial(model, output.reconstruction)
+      terms = {"bpp": output.bpp(), **terms}
+      loss = loss + self.rate_weight * terms["bpp"]
+      if self.distortion_weight:
+        terms["distortion"] = rd.distortion(real, output.reconstruction, self.distortion)
+        loss = loss + self.distortion_weight * terms["distortion"]
+      return loss, terms
+
+    (loss, terms), grads = nnx.value_and_grad(
+        generator_loss, argnums=nnx.DiffState(0, _GENERATOR), has_aux=True)(model)
+    optimizers["generator"].update(model, grads)
+    return loss, terms
+
+
+@dataclasses.dataclass(frozen=True)
+class GAN(_GeneratorAndDiscriminator):
+  """Generator: adversarial_weight * adv + distortion_weight * d + rate_weight * bpp + feature_matching * FM."""
+
+  loss: str = "nonsaturating"  # or "hinge"
   feature_matching: float = 0.0
 
   def __post_init__(self):
     if self.loss not in ("nonsaturating", "hinge"):
       raise UsageError(f"GAN loss {self.loss!r}: use 'nonsaturating' or 'hinge'")
-
-  def groups(self):
-    return {"generator": _GENERATOR, "discriminator": _DISCRIMINATOR}
 
   def update(self, model, optimizers, batch, key):
     real, condition = batch["image"], batch.get("condition")
@@ -71,47 +86,35 @@ class GAN(Objective):
     d_loss, grads = nnx.value_and_grad(discriminator_loss, argnums=nnx.DiffState(0, _DISCRIMINATOR))(model)
     optimizers["discriminator"].update(model, grads)
 
-    def generator_loss(model):
-      output = model(real, key)
-      fake_logits, fake_features = model.discriminator(output.reconstruction, condition)
-      adversarial = (-jnp.mean(fake_logits) if self.loss == "hinge"
-                     else jnp.mean(jax.nn.softplus(-fake_logits)))
-      loss, terms = _generator_terms(output, real, self.distortion_weight, self.distortion, self.rate_weight)
-      loss = loss + self.adversarial_weight * adversarial
+    def adversarial(model, reconstruction):
+      fake_logits, fake_features = model.discriminator(reconstruction, condition)
+      value = (-jnp.mean(fake_logits) if self.loss == "hinge" else jnp.mean(jax.nn.softplus(-fake_logits)))
+      loss, terms = self.adversarial_weight * value, {"adversarial": value}
       if self.feature_matching:
         _, real_features = model.discriminator(real, condition)
         matching = sum(jnp.mean(jnp.abs(f - jax.lax.stop_gradient(r))) for f, r in zip(fake_features, real_features))
         loss = loss + self.feature_matching * matching
         terms["feature_matching"] = matching
-      return loss, {"adversarial": adversarial, **terms}
+      return loss, terms
 
-    (g_loss, terms), grads = nnx.value_and_grad(
-        generator_loss, argnums=nnx.DiffState(0, _GENERATOR), has_aux=True)(model)
-    optimizers["generator"].update(model, grads)
+    g_loss, terms = self._update_generator(model, optimizers, real, key, adversarial)
     return {"loss": g_loss, "discriminator_loss": d_loss, **terms}
 
 
 @dataclasses.dataclass(frozen=True)
-class WGANGP(Objective):
+class WGANGP(_GeneratorAndDiscriminator):
   """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017): ``critic_steps`` critic updates per
   generator update; generator loss -E[critic(x̂)] * adversarial_weight + distortion and rate terms."""
 
   critic_steps: int = 5
   penalty_weight: float = 10.0
-  adversarial_weight: float = 1.0
-  distortion_weight: float = 0.0
-  distortion: str = "mse"
-  rate_weight: float = 0.0
 
   def __post_init__(self):
     if self.critic_steps < 1:
       raise UsageError(f"WGAN-GP needs critic_steps >= 1, got {self.critic_steps}")
 
-  def groups(self):
-    return {"generator": _GENERATOR, "discriminator": _DISCRIMINATOR}
-
   def update(self, model, optimizers, batch, key):
-    real, condition = batch["image"], batch.get("condition")
+    real, condition = jnp.asarray(batch["image"], jnp.float32), batch.get("condition")
     keys = jax.random.split(key, self.critic_steps + 1)
 
     def critic_loss(model, fake, mix_key):
@@ -123,7 +126,6 @@ class WGANGP(Objective):
       distance = jnp.mean(critic(real)) - jnp.mean(critic(fake))
       return -distance + self.penalty_weight * jnp.mean(jnp.square(norms - 1)), distance
 
-    real = jnp.asarray(real, jnp.float32)
     for step_key in keys[1:]:
       sample_key, mix_key = jax.random.split(step_key)
       fake = jax.lax.stop_gradient(model(real, sample_key).reconstruction)
@@ -131,15 +133,11 @@ class WGANGP(Objective):
           critic_loss, argnums=nnx.DiffState(0, _DISCRIMINATOR), has_aux=True)(model, fake, mix_key)
       optimizers["discriminator"].update(model, grads)
 
-    def generator_loss(model):
-      output = model(real, keys[0])
-      adversarial = -jnp.mean(model.discriminator(output.reconstruction, condition)[0])
-      loss, terms = _generator_terms(output, real, self.distortion_weight, self.distortion, self.rate_weight)
-      return loss + self.adversarial_weight * adversarial, {"adversarial": adversarial, **terms}
+    def adversarial(model, reconstruction):
+      value = -jnp.mean(model.discriminator(reconstruction, condition)[0])
+      return self.adversarial_weight * value, {"adversarial": value}
 
-    (g_loss, terms), grads = nnx.value_and_grad(
-        generator_loss, argnums=nnx.DiffState(0, _GENERATOR), has_aux=True)(model)
-    optimizers["generator"].update(model, grads)
+    g_loss, terms = self._update_generator(model, optimizers, real, keys[0], adversarial)
     return {"loss": g_loss, "critic_loss": c_loss, "wasserstein_estimate": distance, **terms}
 
 
