@@ -24,19 +24,14 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   import jax
   import numpy as np
-  from flax import nnx
 
-  from compzoo import models
   from compzoo.train import mesh as mesh_lib
-  from compzoo.train.loop import TrainState, compile_step
-  from compzoo.train.objectives import make_objective
+  from compzoo.train.loop import compile_step, new_train_state, place
 
   config = FLAGS.config
   mesh = mesh_lib.make_mesh()
-  objective = make_objective(config.objective)
-  train_state = TrainState(models.build(config.model), objective, config.optimizer, config.train.steps)
-  graphdef, state = nnx.split(train_state)
-  state = jax.device_put(state, mesh_lib.replicated(mesh))
+  objective, train_state = new_train_state(config)
+  graphdef, state = place(train_state, mesh)
   step = compile_step(objective, graphdef, mesh)
   rng = np.random.default_rng(0)
   shape = (config.data.batch_size, config.data.crop, config.data.crop, 3)

@@ -5,22 +5,17 @@ import sys
 
 import jax
 import numpy as np
-from flax import nnx
 
-from compzoo import models
 from compzoo.errors import UsageError
 from compzoo.train import mesh as mesh_lib
-from compzoo.train.loop import TrainState, compile_step, train_and_evaluate
-from compzoo.train.objectives import make_objective
+from compzoo.train.loop import compile_step, new_train_state, place, train_and_evaluate
 from train_helpers import tiny_config
 
 
 def one_step(devices, batch, config):
-  objective = make_objective(config.objective)
-  state = TrainState(models.build(config.model), objective, config.optimizer, config.train.steps)
-  graphdef, params = nnx.split(state)
+  objective, train_state = new_train_state(config)
   mesh = mesh_lib.make_mesh(devices)
-  params = jax.device_put(params, mesh_lib.replicated(mesh))
+  graphdef, params = place(train_state, mesh)
   sharded = mesh_lib.shard_batch({"image": batch}, mesh)
   assert len(sharded["image"].sharding.device_set) == len(devices)
   params, step_metrics = compile_step(objective, graphdef, mesh)(params, sharded, jax.random.PRNGKey(3))

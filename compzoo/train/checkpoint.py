@@ -44,16 +44,13 @@ class Checkpoints:
 
   def restore(self, step: int, model: nnx.Module, optimizers=None) -> None:
     """Restores in place into ``model`` (and ``optimizers``), which give shapes, dtypes and shardings."""
-    items = {"model": nnx.state(model)}
-    if optimizers is not None:
-      items["optimizers"] = nnx.state(optimizers)
-    args = {name: ocp.args.StandardRestore(_abstract(nnx.to_pure_dict(state))) for name, state in items.items()}
+    targets = {"model": model} if optimizers is None else {"model": model, "optimizers": optimizers}
+    states = {name: nnx.state(target) for name, target in targets.items()}
+    args = {name: ocp.args.StandardRestore(_abstract(nnx.to_pure_dict(state))) for name, state in states.items()}
     restored = self.manager.restore(step, args=ocp.args.Composite(**args))
-    for name, state in items.items():
-      nnx.replace_by_pure_dict(state, restored[name])
-    nnx.update(model, items["model"])
-    if optimizers is not None:
-      nnx.update(optimizers, items["optimizers"])
+    for name, target in targets.items():
+      nnx.replace_by_pure_dict(states[name], restored[name])
+      nnx.update(target, states[name])
 
   def config(self, step: int) -> ml_collections.ConfigDict:
     restored = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
@@ -67,10 +64,14 @@ def export(directory, config: ml_collections.ConfigDict, model: nnx.Module) -> P
   """Writes config.json + params.msgpack; returns the directory."""
   directory = Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
-  payload = serialization.msgpack_serialize(jax.device_get(nnx.to_pure_dict(nnx.state(model))))
-  (directory / PARAMS_FILE).write_bytes(payload)
+  (directory / PARAMS_FILE).write_bytes(_params_bytes(model))
   (directory / CONFIG_FILE).write_text(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
   return directory
+
+
+def _params_bytes(model: nnx.Module) -> bytes:
+  """The model's variables as msgpack: the content of params.msgpack and what the weights id hashes."""
+  return serialization.msgpack_serialize(jax.device_get(nnx.to_pure_dict(nnx.state(model))))
 
 
 def weights_id(payload: bytes) -> bytes:
@@ -101,6 +102,5 @@ def load_model(path) -> tuple[ml_collections.ConfigDict, nnx.Module, bytes]:
     model = models.build(config.model)
     checkpoints.restore(step, model)
     checkpoints.close()
-    payload = serialization.msgpack_serialize(jax.device_get(nnx.to_pure_dict(nnx.state(model))))
-    return config, model, weights_id(payload)
+    return config, model, weights_id(_params_bytes(model))
   raise UsageError(f"{path}: neither an export ({CONFIG_FILE} + {PARAMS_FILE}) nor a training workdir (checkpoints/)")

@@ -35,6 +35,19 @@ class TrainState(nnx.Module):
         for group, wrt in objective.groups().items()})
 
 
+def new_train_state(config: ml_collections.ConfigDict) -> tuple[Objective, TrainState]:
+  """The objective and a freshly initialised model with its optimizers, as the config says."""
+  objective = make_objective(config.objective)
+  model = models.build(config.model, seed=config.train.seed)
+  return objective, TrainState(model, objective, config.optimizer, config.train.steps)
+
+
+def place(train_state: TrainState, mesh):
+  """-> (graphdef, state replicated over ``mesh``): the pure pytree that compiled steps take and return."""
+  graphdef, state = nnx.split(train_state)
+  return graphdef, jax.device_put(state, mesh_lib.replicated(mesh))
+
+
 def compile_step(objective: Objective, graphdef, mesh):
   """A jitted (state, batch, key) -> (state, metrics): batch split over the 'data' axis, state replicated."""
 
@@ -66,9 +79,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
   mesh = mesh_lib.make_mesh()
   local_batch = mesh_lib.check_batch_size(config.data.batch_size, mesh)
 
-  objective = make_objective(config.objective)
-  model = models.build(config.model, seed=train_cfg.seed)
-  train_state = TrainState(model, objective, config.optimizer, total)
+  objective, train_state = new_train_state(config)
   checkpoints = checkpoint.Checkpoints(workdir, keep=train_cfg.get("keep_checkpoints", 2))
   start = checkpoints.latest_step() or 0
   if start:
@@ -79,8 +90,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
                          "resume with its config or use a new workdir")
     checkpoints.restore(start, train_state.model, train_state.optimizers)
 
-  graphdef, state = nnx.split(train_state)
-  state = jax.device_put(state, mesh_lib.replicated(mesh))
+  graphdef, state = place(train_state, mesh)
   step_fn = compile_step(objective, graphdef, mesh)
   eval_fn = compile_eval(objective, graphdef, mesh)
 
