@@ -78,18 +78,14 @@ def _info(args) -> None:
 
 
 def _bench(args) -> None:
-  from compzoo import bench, data, zoo
+  from compzoo import bench, data
 
   specs = [spec for spec in args.models.split(",") if spec.strip()]
   if not specs:
     raise UsageError("-m needs at least one codec name")
-  if args.sweep:
-    specs = [name for spec in specs for name in _expand(zoo, spec)]
-  if args.images == "embedded":
-    images = data.embedded_images()
-  else:
-    paths = data.list_images(args.images)[: args.limit or None]
-    images = {p.name: data.load_image(p) for p in paths}
+  if args.sweep:  # 'learned' is no zoo family: it has no sweep
+    specs = [name for spec in specs for name in ([spec] if spec == LEARNED else bench.expand_sweeps([spec]))]
+  images = data.image_set(args.images, args.limit)
   if args.weights and LEARNED not in specs:
     raise UsageError(f"--weights given but -m does not list {LEARNED!r}")
   specs = [_codec(spec, args.weights) if spec == LEARNED else spec for spec in specs]
@@ -97,13 +93,6 @@ def _bench(args) -> None:
   paths = bench.write_reports(records, args.out)
   print(paths["markdown"].read_text(), end="")
   print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
-
-
-def _expand(zoo, spec):
-  """A bare lossy family name expands to its sweep of operating points."""
-  if ":" in spec or spec == LEARNED:
-    return [spec]
-  return zoo.get(spec).sweep_names()
 
 
 def _read(path) -> bytes:

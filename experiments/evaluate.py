@@ -30,18 +30,12 @@ def main(argv):
 def _evaluate():
   from pathlib import Path
 
-  from compzoo import bench, data, zoo
+  from compzoo import bench, data
   from compzoo.codecs.learned import LearnedCodec
 
   codec = LearnedCodec.from_path(FLAGS.workdir, name="learned")
-  specs = [codec]
-  for spec in filter(None, (s.strip() for s in FLAGS.codecs.split(","))):
-    specs += [spec] if ":" in spec else zoo.get(spec).sweep_names()
-  if FLAGS.images == "embedded":
-    images = data.embedded_images()
-  else:
-    images = {p.name: data.load_image(p) for p in data.list_images(FLAGS.images)[: FLAGS.limit or None]}
-  records = bench.run_bench(specs, images)
+  specs = bench.expand_sweeps([spec.strip() for spec in FLAGS.codecs.split(",") if spec.strip()])
+  records = bench.run_bench([codec] + specs, data.image_set(FLAGS.images, FLAGS.limit))
   paths = bench.write_reports(records, FLAGS.out or Path(FLAGS.workdir) / "eval")
   print(paths["markdown"].read_text(), end="")
 

@@ -109,18 +109,18 @@ def test_bench_writes_records_table_and_plots(tmp_path, rng, capsys):
 
 
 def test_bench_plots_ms_ssim_when_every_image_has_it(tmp_path, astronaut, capsys, monkeypatch):
-  from compzoo import data
+  from compzoo.data import images
 
-  monkeypatch.setattr(data, "embedded_images", lambda: {"astronaut": astronaut})
+  monkeypatch.setattr(images, "embedded_images", lambda: {"astronaut": astronaut})
   assert run(["bench", "-m", "jpeg:quality=30,jpeg:quality=80", "--out", str(tmp_path), "--quiet"], capsys)[0] == 0
   assert (tmp_path / "rd_ms_ssim.png").exists()
 
 
 def test_bench_sweep_expands_families(tmp_path, capsys, monkeypatch):
-  from compzoo import data
+  from compzoo.data import images
 
   tiny = {"a": np.full((8, 8, 3), 100, np.uint8)}
-  monkeypatch.setattr(data, "embedded_images", lambda: tiny)
+  monkeypatch.setattr(images, "embedded_images", lambda: tiny)
   code, _, _ = run(["bench", "-m", "jpeg,png", "--sweep", "--out", str(tmp_path), "--quiet"], capsys)
   assert code == 0
   codecs = [r["codec"] for r in json.loads((tmp_path / "results.json").read_text())]

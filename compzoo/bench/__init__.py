@@ -1,6 +1,6 @@
 """Benchmarks: run codecs over images, measure bits, quality, exactness and time, write reports."""
 
 from compzoo.bench.report import summarize, write_reports
-from compzoo.bench.runner import BenchRecord, run_bench
+from compzoo.bench.runner import BenchRecord, expand_sweeps, run_bench
 
-__all__ = ["BenchRecord", "run_bench", "summarize", "write_reports"]
+__all__ = ["BenchRecord", "expand_sweeps", "run_bench", "summarize", "write_reports"]

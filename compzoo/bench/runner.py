@@ -48,6 +48,11 @@ def measure(codec_spec: str, codec, name: str, image: np.ndarray) -> BenchRecord
                      metrics.bpsp(len(data), height, width, channels), psnr, quality, exact, encode_s, decode_s)
 
 
+def expand_sweeps(specs: list[str]) -> list[str]:
+  """Bare lossy family names expand to their sweep of operating points; 'NAME:key=value' stays as given."""
+  return [name for spec in specs for name in ([spec] if ":" in spec else zoo.get(spec).sweep_names())]
+
+
 def run_bench(codec_specs: list, images: Mapping[str, np.ndarray], progress: bool = True) -> list[BenchRecord]:
   """Builds every codec first (so a bad name fails before any work), then measures each image.
   A spec is a zoo name or an already built ``Codec`` (a model loaded from a workdir)."""

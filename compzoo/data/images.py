@@ -61,3 +61,10 @@ def embedded_images() -> dict[str, np.ndarray]:
   images = {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(),
             "chelsea": skimage.data.chelsea(), "motorcycle_left": left, "motorcycle_right": right}
   return {name: np.ascontiguousarray(images[name][..., :3], np.uint8) for name in EMBEDDED}
+
+
+def image_set(where: str, limit: int = 0) -> dict[str, np.ndarray]:
+  """'embedded' (the bundled photos) or a folder's images by file name; ``limit``: a folder's first N (0: all)."""
+  if where == "embedded":
+    return embedded_images()
+  return {path.name: load_image(path) for path in list_images(where)[: limit or None]}
