@@ -20,10 +20,9 @@ from compzoo.train.objectives import SingleLoss, make_objective
 DATA_MEAN = np.array([2.0, -1.0], np.float32)
 
 
-def _train(model, objective_config, batches, steps, learning_rate=1e-2):
-  objective = make_objective(ml_collections.ConfigDict(objective_config))
-  optimizer = ml_collections.ConfigDict(dict(name="adam", learning_rate=learning_rate, b1=0.5))
-  state = TrainState(model, objective, optimizer, steps)
+def _run(model, objective, optimizer, batches, steps):
+  """``steps`` steps of the loop's own compiled step on one device -> (trained model, metrics per step)."""
+  state = TrainState(model, objective, ml_collections.ConfigDict(optimizer), steps)
   graphdef, params = nnx.split(state)
   step = compile_step(objective, graphdef, mesh_lib.make_mesh(jax.devices()[:1]))
   history = []
@@ -32,6 +31,11 @@ def _train(model, objective_config, batches, steps, learning_rate=1e-2):
     history.append(jax.device_get(step_metrics))
   nnx.update(state, params)
   return state.model, history
+
+
+def _train(model, objective_config, batches, steps, learning_rate=1e-2):
+  objective = make_objective(ml_collections.ConfigDict(objective_config))
+  return _run(model, objective, dict(name="adam", learning_rate=learning_rate, b1=0.5), batches, steps)
 
 
 def _points(i, n=64):
@@ -200,17 +204,9 @@ def _sequence():
 
 
 def _sgd_steps(model, steps):
-  objective = FitSequence()
-  state = TrainState(model, objective, ml_collections.ConfigDict(dict(name="sgd", learning_rate=0.01, momentum=0.0)),
-                     steps)
-  graphdef, params = nnx.split(state)
-  step = compile_step(objective, graphdef, mesh_lib.make_mesh(jax.devices()[:1]))
-  losses = []
-  for i in range(steps):
-    params, step_metrics = step(params, _sequence(), jax.random.PRNGKey(i))
-    losses.append(float(step_metrics["loss"]))
-  nnx.update(state, params)
-  return float(state.model.w[...]), losses
+  sgd = dict(name="sgd", learning_rate=0.01, momentum=0.0)
+  model, history = _run(model, FitSequence(), sgd, lambda i: _sequence(), steps)
+  return float(model.w[...]), [float(h["loss"]) for h in history]
 
 
 def test_models_can_supply_their_own_gradient_rule():
