@@ -22,13 +22,10 @@ from flax import nnx
 from compzoo import metrics, rd
 from compzoo.errors import UsageError
 
-ALL_PARAMS = nnx.Param
-
-
 class Objective(abc.ABC):
   def groups(self) -> dict[str, Any]:
     """Parameter groups, each with its own optimizer: name -> NNX filter."""
-    return {"model": ALL_PARAMS}
+    return {"model": nnx.Param}
 
   @abc.abstractmethod
   def update(self, model, optimizers, batch, key) -> dict[str, jax.Array]:
@@ -93,7 +90,7 @@ class Lossless(SingleLoss):
     return rd.lossless_loss(model(batch["image"], key), self.channels)
 
   def evaluate(self, model, batch):
-    loss, step_metrics = rd.lossless_loss(model(batch["image"]), self.channels)
+    _, step_metrics = rd.lossless_loss(model(batch["image"]), self.channels)
     return step_metrics, None
 
 
