@@ -34,7 +34,8 @@ bench-train: $(STAMP)
 	$(BIN)/python -m experiments.bench_train --config=experiments/configs/bmshj2018_factorized.py:cpu --steps=20
 
 bench-kodak: $(STAMP)
-	$(BIN)/compzoo bench -m png,webp-lossless,jpeg2000-lossless,jpegxl-lossless --images $(KODAK) --out runs/kodak-lossless
+	$(BIN)/compzoo bench -m l3c,l3c-rgb,l3c-rgb-shared,png,webp-lossless,jpeg2000-lossless,jpegxl-lossless --images $(KODAK) --out runs/kodak-lossless
+	$(BIN)/compzoo bench -m l3c,pixelcnn --images $(KODAK) --limit 4 --crop 64 --out runs/kodak-decode-speed
 	$(BIN)/compzoo bench -m jpeg,webp,avif,jpeg2000,jpegxl --sweep --images $(KODAK) --out runs/kodak-lossy
 
 bench-coder: $(STAMP)

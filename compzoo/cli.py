@@ -85,7 +85,7 @@ def _bench(args) -> None:
     raise UsageError("-m needs at least one codec name")
   if args.sweep:  # 'learned' is no zoo family: it has no sweep
     specs = [name for spec in specs for name in ([spec] if spec == LEARNED else bench.expand_sweeps([spec]))]
-  images = data.image_set(args.images, args.limit)
+  images = data.image_set(args.images, args.limit, args.crop)
   if args.weights and LEARNED not in specs:
     raise UsageError(f"--weights given but -m does not list {LEARNED!r}")
   specs = [_codec(spec, args.weights) if spec == LEARNED else spec for spec in specs]
@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", required=True, help="output folder for results.json, summary.md, plots")
   p.add_argument("--sweep", action="store_true", help="expand bare lossy codec names to their RD sweep")
   p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
+  p.add_argument("--crop", type=int, default=0, help="code only the central NxN crop of each image (0: whole)")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   p.add_argument("--weights", help=WEIGHTS_HELP)
   p.set_defaults(run=_bench)

@@ -53,9 +53,11 @@ def rate_distortion_loss(output: RDOutput, target, lmbda: float, kind: str = "ms
 
 
 def lossless_loss(output: RDOutput, channels: int = 3):
-  """Negative log-likelihood in bits per sub-pixel over all streams. Returns (loss, metrics dict)."""
+  """Negative log-likelihood in bits per sub-pixel over all streams, and each stream's share of it
+  (``bpsp/<stream>``, e.g. L3C's scales). Returns (loss, metrics dict)."""
   loss = output.bpp() / channels
-  return loss, {"loss": loss, "bpsp": loss, **_per_stream_bpp(output)}
+  per_stream = {f"bpsp/{name[4:]}": value / channels for name, value in _per_stream_bpp(output).items()}
+  return loss, {"loss": loss, "bpsp": loss, **per_stream}
 
 
 def _per_stream_bpp(output: RDOutput) -> dict[str, jax.Array]:

@@ -127,6 +127,17 @@ def test_bench_sweep_expands_families(tmp_path, capsys, monkeypatch):
   assert codecs == zoo.get("jpeg").sweep_names() + ["png"]
 
 
+def test_bench_crop_codes_central_crops(tmp_path, capsys, monkeypatch):
+  from compzoo.data import images
+
+  monkeypatch.setattr(images, "embedded_images", lambda: {"a": np.zeros((40, 30, 3), np.uint8)})
+  code, _, _ = run(["bench", "-m", "png", "--crop", "16", "--out", str(tmp_path), "--quiet"], capsys)
+  assert code == 0
+  record, = json.loads((tmp_path / "results.json").read_text())
+  assert record["bpp"] == pytest.approx(8 * record["bytes"] / (16 * 16))
+  assert run(["bench", "-m", "png", "--crop", "-1", "--out", str(tmp_path)], capsys)[0] == 2
+
+
 def test_python_dash_m_entry_point():
   result = subprocess.run([sys.executable, "-m", "compzoo", "models"], capture_output=True, text=True, timeout=120)
   assert result.returncode == 0 and result.stdout.startswith("avif")

@@ -8,7 +8,8 @@ from compzoo import zoo
 from compzoo.bench.fuzz import fuzz_codec
 
 CODECS = ["png", "webp-lossless", "jpeg2000-lossless", "jpegxl-lossless",
-          "jpeg", "webp", "avif", "jpeg2000", "jpegxl", "bmshj2018-factorized"]
+          "jpeg", "webp", "avif", "jpeg2000", "jpegxl", "bmshj2018-factorized",
+          "l3c"]
 
 
 @pytest.fixture(scope="module")

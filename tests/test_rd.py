@@ -34,3 +34,4 @@ def test_lossless_loss_is_bits_per_subpixel():
   loss, logs = rd.lossless_loss(_output())
   assert float(loss) == pytest.approx(11.0 / 3)
   assert float(logs["bpsp"]) == float(loss)
+  assert sum(float(v) for k, v in logs.items() if k.startswith("bpsp/")) == pytest.approx(11.0 / 3)

@@ -43,7 +43,8 @@ class LearnedCodec(Codec):
     return self.model.decode_image(streams, shape, self._tables)
 
 
-def shipped(entry: str, point: str) -> Path:
+def shipped(entry: str, point: str = "") -> Path:
+  """The shipped export of ``entry`` (one folder per operating point for lossy entries, one for lossless)."""
   path = WEIGHTS_ROOT / entry / point
   if not path.is_dir():
     raise UsageError(f"no shipped weights at {path}; reinstall compzoo or pass a workdir")
@@ -67,3 +68,19 @@ zoo.register(zoo.ZooEntry(
     checkpoint="compzoo/weights/bmshj2018-factorized",
     kind="learned",
 ))
+
+
+def _lossless_entry(name: str, description: str) -> None:
+  def build() -> LearnedCodec:
+    return LearnedCodec.from_path(shipped(name), name=name, lossless=True)
+
+  zoo.register(zoo.ZooEntry(name=name, description=description, lossless=True, build=build,
+                            checkpoint=f"compzoo/weights/{name}", kind="learned"))
+
+
+_lossless_entry("l3c", "L3C (Mentzer et al. 2019): hierarchical learned lossless coding, learned auxiliary "
+                "representations, 3 network passes (shipped, small)")
+_lossless_entry("l3c-rgb", "L3C's RGB baseline: a fixed RGB pyramid instead of learned representations")
+_lossless_entry("l3c-rgb-shared", "L3C's RGB-shared baseline: RGB pyramid, one predictor for every scale")
+_lossless_entry("pixelcnn", "PixelCNN: per-pixel autoregressive lossless coding, one network pass per pixel "
+                "(the slow baseline)")

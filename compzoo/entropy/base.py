@@ -3,7 +3,8 @@
 An entropy model answers two questions about integer symbols:
   * ``bits(symbols, cond)``: how many bits, differentiable, for the training loss (a JAX array of per-symbol
     bits shaped like ``symbols``);
-  * ``encode(symbols, cond) -> bytes`` / ``decode(data, shape, cond) -> symbols``: which bytes, for real coding.
+  * ``encode(symbols, cond) -> bytes`` / ``decode(data, shape, cond) -> symbols``: which bytes, for real coding;
+    ``encode_to(encoder, ...)`` / ``decode_from(decoder, ...)`` do the same on a stream shared with other models.
 ``cond`` is what a network predicts for the symbols (logits, mixture parameters), ``None`` for models that
 own their parameters (the factorized density) or have none (uniform).
 """
@@ -63,15 +64,20 @@ class ConditionalModel:
     return self.levels + self.num_params
 
   def encode(self, symbols, cond=None) -> bytes:
-    symbols = np.asarray(symbols)
-    rows = self._rows(symbols.shape, cond)
     encoder = Encoder()
-    self.encode_rows(encoder, symbols.reshape(-1), rows)
+    self.encode_to(encoder, symbols, cond)
     return encoder.finish()
 
   def decode(self, data: bytes, shape, cond=None) -> np.ndarray:
-    rows = self._rows(tuple(shape), cond)
-    return self.decode_rows(Decoder(data), rows).reshape(shape)
+    return self.decode_from(Decoder(data), shape, cond)
+
+  def encode_to(self, encoder: Encoder, symbols, cond) -> None:
+    """Appends ``symbols`` to an open stream, so several models (scales, pixels) can share one stream."""
+    symbols = np.asarray(symbols)
+    self.encode_rows(encoder, symbols.reshape(-1), self._rows(symbols.shape, cond))
+
+  def decode_from(self, decoder: Decoder, shape, cond) -> np.ndarray:
+    return self.decode_rows(decoder, self._rows(tuple(shape), cond)).reshape(shape)
 
   def encode_rows(self, encoder: Encoder, symbols, rows, context=None) -> None:
     symbols = np.asarray(symbols).reshape(-1)

@@ -76,33 +76,30 @@ class DiscretizedLogisticMixture(ConditionalModel):
     h = 1.0 / (self.levels - 1)
     inner_edges = jnp.linspace(-1.0 + h, 1.0 - h, self.levels - 1)
     cdf = jax.nn.sigmoid((inner_edges[None, None, :] - means[..., None]) * inv_scale[..., None])
-    ones = jnp.ones_like(cdf[..., :1])
-    per_component = jnp.diff(jnp.concatenate([0 * ones, cdf, ones], axis=-1), axis=-1)  # (n, K, L)
-    weights = jax.nn.softmax(logits, axis=-1)
-    return jnp.einsum("nk,nkl->nl", weights, jnp.maximum(per_component, 0.0))
+    # Mix the CDFs first, then one difference per row: a third of the memory traffic of per-component pmfs.
+    mixed = jnp.sum(jax.nn.softmax(logits, axis=-1)[..., None] * cdf, axis=1)  # (n, L - 1)
+    ones = jnp.ones_like(mixed[:, :1])
+    return jnp.maximum(jnp.diff(jnp.concatenate([0 * ones, mixed, ones], axis=-1), axis=-1), 0.0)
 
   # Coding: uncoupled mixtures use the generic row loop; coupled ones go channel by channel.
 
-  def encode(self, symbols, cond=None) -> bytes:
+  def encode_to(self, encoder: Encoder, symbols, cond) -> None:
     if not self.rgb_coupling:
-      return super().encode(symbols, cond)
+      return super().encode_to(encoder, symbols, cond)
     symbols = np.asarray(symbols)
     self._check_rgb(symbols.shape)
     rows = self._rows(symbols.shape, cond).reshape(-1, 3, self.num_params)
     flat = symbols.reshape(-1, 3)
-    encoder = Encoder()
     for c in range(3):
       coding_rows, context = self._coupled_rows(rows, c, flat)
       self.encode_rows(encoder, flat[:, c], coding_rows, context)
-    return encoder.finish()
 
-  def decode(self, data: bytes, shape, cond=None) -> np.ndarray:
+  def decode_from(self, decoder: Decoder, shape, cond) -> np.ndarray:
     if not self.rgb_coupling:
-      return super().decode(data, shape, cond)
+      return super().decode_from(decoder, shape, cond)
     shape = tuple(shape)
     self._check_rgb(shape)
     rows = self._rows(shape, cond).reshape(-1, 3, self.num_params)
-    decoder = Decoder(data)
     flat = np.zeros((rows.shape[0], 3), np.int32)
     for c in range(3):
       coding_rows, context = self._coupled_rows(rows, c, flat)

@@ -25,13 +25,19 @@ class Uniform:
     return jnp.full(jnp.shape(symbols), math.log2(self.levels), jnp.float32)
 
   def encode(self, symbols, cond=None) -> bytes:
-    symbols = np.asarray(symbols)
-    if symbols.size and (symbols.min() < 0 or symbols.max() >= self.levels):
-      raise UsageError(f"symbols must lie in [0, {self.levels}), got [{symbols.min()}, {symbols.max()}]")
     encoder = Encoder()
-    encoder.put_uniform(symbols, self.levels)
+    self.encode_to(encoder, symbols, cond)
     return encoder.finish()
 
   def decode(self, data: bytes, shape, cond=None) -> np.ndarray:
-    values = Decoder(data).get_uniform(math.prod(shape), self.levels)
+    return self.decode_from(Decoder(data), shape, cond)
+
+  def encode_to(self, encoder: Encoder, symbols, cond=None) -> None:
+    symbols = np.asarray(symbols)
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= self.levels):
+      raise UsageError(f"symbols must lie in [0, {self.levels}), got [{symbols.min()}, {symbols.max()}]")
+    encoder.put_uniform(symbols, self.levels)
+
+  def decode_from(self, decoder: Decoder, shape, cond=None) -> np.ndarray:
+    values = decoder.get_uniform(math.prod(shape), self.levels)
     return values.astype(np.int32).reshape(shape)

@@ -17,6 +17,8 @@ from compzoo.errors import UsageError
 
 ARCHITECTURES = {
     "bmshj2018_factorized": "compzoo.models.bmshj2018",
+    "l3c": "compzoo.models.l3c",
+    "pixelcnn": "compzoo.models.pixelcnn",
 }
 
 
@@ -28,6 +30,12 @@ class CodingModel(Protocol):
   def encode_image(self, image: np.ndarray, prepared) -> tuple[list[bytes], int]: ...
 
   def decode_image(self, streams, shape, prepared) -> tuple[np.ndarray, int]: ...
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+  """Edge padding of an H×W×C image up to the next multiple of ``multiple`` (decoders crop it off again)."""
+  height, width = image.shape[:2]
+  return np.pad(image, ((0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
 
 
 def build(config: ml_collections.ConfigDict, seed: int = 0) -> nnx.Module:

@@ -19,6 +19,7 @@ from flax import nnx
 from compzoo import bitstream, quantize
 from compzoo.entropy.factorized import FactorizedDensity
 from compzoo.errors import BitstreamError
+from compzoo.models import pad_to_multiple
 from compzoo.nn import GDN
 from compzoo.rd import RDOutput
 
@@ -52,7 +53,7 @@ class FactorizedPriorAutoencoder(nnx.Module):
     return self.prior.coding_tables()
 
   def encode_image(self, image: np.ndarray, tables):
-    padded = _pad_to_multiple(image, STRIDE)
+    padded = pad_to_multiple(image, STRIDE)
     symbols = np.asarray(_analyze(self, padded[None]))[0].astype(np.int32)
     return [self.prior.encode(symbols, tables=tables)], bitstream.crc32(symbols)
 
@@ -74,13 +75,6 @@ def _analyze(model, images):
 @nnx.jit
 def _synthesize(model, symbols):
   return jnp.clip(jnp.round(model.synthesis(symbols.astype(jnp.float32)) * 255.0), 0, 255).astype(jnp.uint8)
-
-
-def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-  """Edge padding up to the next multiple (the decoder crops it off again)."""
-  height, width = image.shape[:2]
-  pad = ((0, -height % multiple), (0, -width % multiple), (0, 0))
-  return np.pad(image, pad, mode="edge")
 
 
 def build(channels: int = 128, latent: int = 192, *, rngs: nnx.Rngs) -> FactorizedPriorAutoencoder:
