@@ -56,7 +56,7 @@ def lossless_loss(output: RDOutput, channels: int = 3):
   """Negative log-likelihood in bits per sub-pixel over all streams, and each stream's share of it
   (``bpsp/<stream>``, e.g. L3C's scales). Returns (loss, metrics dict)."""
   loss = output.bpp() / channels
-  per_stream = {f"bpsp/{name[4:]}": value / channels for name, value in _per_stream_bpp(output).items()}
+  per_stream = {f"bpsp/{name}": jnp.mean(bits) / (output.num_pixels * channels) for name, bits in output.bits.items()}
   return loss, {"loss": loss, "bpsp": loss, **per_stream}
 
 
