@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 KODAK ?= ../shared/data/kodak
 JOBS ?= 2
 
-.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-coder fuzz lock clean
+.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm bench-coder fuzz lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -37,6 +37,10 @@ bench-kodak: $(STAMP)
 	$(BIN)/compzoo bench -m l3c,l3c-rgb,l3c-rgb-shared,png,webp-lossless,jpeg2000-lossless,jpegxl-lossless --images $(KODAK) --out runs/kodak-lossless
 	$(BIN)/compzoo bench -m l3c,pixelcnn --images $(KODAK) --limit 4 --crop 64 --out runs/kodak-decode-speed
 	$(BIN)/compzoo bench -m jpeg,webp,avif,jpeg2000,jpegxl --sweep --images $(KODAK) --out runs/kodak-lossy
+
+bench-cpm: $(STAMP)
+	$(BIN)/compzoo bench -m cpm,jpeg,webp,avif,jpeg2000,jpegxl,bmshj2018-factorized --sweep --anchor jpeg2000 --images $(KODAK) --out runs/kodak-cpm
+	$(BIN)/python -m experiments.cpm_ablation --images=$(KODAK)
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

@@ -90,7 +90,7 @@ def _bench(args) -> None:
     raise UsageError(f"--weights given but -m does not list {LEARNED!r}")
   specs = [_codec(spec, args.weights) if spec == LEARNED else spec for spec in specs]
   records = bench.run_bench(specs, images, progress=not args.quiet)
-  paths = bench.write_reports(records, args.out)
+  paths = bench.write_reports(records, args.out, anchor=args.anchor)
   print(paths["markdown"].read_text(), end="")
   print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
 
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--images", default="embedded", help="image folder, or 'embedded' for the bundled photos")
   p.add_argument("--out", required=True, help="output folder for results.json, summary.md, plots")
   p.add_argument("--sweep", action="store_true", help="expand bare lossy codec names to their RD sweep")
+  p.add_argument("--anchor", help="also report every RD curve's BD-rate against this one (e.g. jpeg2000)")
   p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
   p.add_argument("--crop", type=int, default=0, help="code only the central NxN crop of each image (0: whole)")
   p.add_argument("--quiet", action="store_true", help="no progress bar")

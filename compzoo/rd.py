@@ -23,6 +23,9 @@ class RDOutput:
   bits: dict[str, jax.Array]  # per stream: total bits of each image in the batch, shape (N,)
   num_pixels: int = flax.struct.field(pytree_node=False)  # pixels per image (H * W)
   extras: dict[str, Any] = flax.struct.field(default_factory=dict)
+  # Added to every rate-distortion loss: the entropy models' own cross-entropy, computed on inputs whose
+  # gradient is stopped, so those models always fit their symbols even while a rate target hinge is slack.
+  entropy_model_loss: jax.Array | float = 0.0
 
   def total_bits(self) -> jax.Array:
     return sum(self.bits.values())
@@ -32,23 +35,26 @@ class RDOutput:
     return jnp.mean(self.total_bits()) / self.num_pixels
 
 
-def distortion(target, reconstruction, kind: str = "mse") -> jax.Array:
-  """Mean over the batch: 'mse' on the [0, 255] scale, or 'ms_ssim' as 1 - MS-SSIM."""
+def distortion(target, reconstruction, kind: str = "mse", ms_ssim_scales: int = 5) -> jax.Array:
+  """Mean over the batch: 'mse' on the [0, 255] scale, or 'ms_ssim' as 1 - MS-SSIM. Fewer MS-SSIM scales
+  (the first weights, renormalised) let training use crops smaller than the 176 pixels five scales need."""
   if kind == "mse":
     return metrics.mse(target, reconstruction)
   if kind == "ms_ssim":
-    return 1.0 - jnp.mean(metrics.ms_ssim(target, reconstruction))
+    weights = metrics.MS_SSIM_WEIGHTS[:ms_ssim_scales]
+    weights = tuple(w / sum(weights) for w in weights)
+    return 1.0 - jnp.mean(metrics.ms_ssim(target, reconstruction, weights=weights))
   raise ValueError(f"unknown distortion {kind!r}; use 'mse' or 'ms_ssim'")
 
 
 def rate_distortion_loss(output: RDOutput, target, lmbda: float, kind: str = "mse",
-                         rate_target: float | None = None, beta: float = 1.0):
+                         rate_target: float | None = None, beta: float = 1.0, ms_ssim_scales: int = 5):
   """rate + lambda * distortion, rate in bpp; with ``rate_target`` the rate term becomes
   beta * max(bpp - rate_target, 0) (Mentzer et al. 2018). Returns (loss, metrics dict)."""
   rate = output.bpp()
-  dist = distortion(target, output.reconstruction, kind)
+  dist = distortion(target, output.reconstruction, kind, ms_ssim_scales)
   rate_term = rate if rate_target is None else beta * jnp.maximum(rate - rate_target, 0.0)
-  loss = rate_term + lmbda * dist
+  loss = rate_term + lmbda * dist + output.entropy_model_loss
   return loss, {"loss": loss, "bpp": rate, "distortion": dist, **_per_stream_bpp(output)}
 
 

@@ -45,6 +45,11 @@ class ZooEntry:
   sweep: tuple[Mapping[str, float], ...] = ()  # operating points for rate-distortion curves
   checkpoint: str | None = None  # repo-relative path of shipped weights, for learned codecs
   kind: str = "classic"
+  family: str = ""  # entries that are the points of one RD curve (one checkpoint each) share a family
+
+  def curve(self) -> str:
+    """The RD curve this entry's points belong to: its family, else its own name."""
+    return self.family or self.name
 
   def sweep_names(self) -> list[str]:
     return [format_codec_name(self.name, point) for point in self.sweep] or [self.name]
@@ -73,6 +78,11 @@ def get(name: str) -> ZooEntry:
   if name not in registry:
     raise UsageError(f"unknown codec {name!r}; `compzoo models` lists them")
   return registry[name]
+
+
+def family(name: str) -> list[ZooEntry]:
+  """The entries whose ``family`` is ``name`` (empty when no entry names it)."""
+  return [entry for entry in entries().values() if entry.family == name]
 
 
 def canonical_params(entry: ZooEntry, given: Mapping[str, str]) -> dict:

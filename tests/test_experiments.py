@@ -36,3 +36,17 @@ def test_bench_train_reports_images_per_second():
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report["images_per_s"] > 0 and report["batch"] == [4, 64, 64, 3]
+
+
+def test_cpm_ablation_compares_the_context_model_with_a_factorized_prior(tmp_path, astronaut):
+  from PIL import Image
+
+  for i in range(2):
+    Image.fromarray(astronaut[64 * i:64 * i + 48, 100:180]).save(tmp_path / f"{i}.png")
+  result = _app("cpm_ablation", "--codecs=cpm-mid", f"--images={tmp_path}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  report = json.loads(result.stdout.strip().splitlines()[-1])
+  assert report["images"] == 2 and report["file_bpp"] > report["latent_bpp_context_model"] > 0
+  assert report["latent_bpp_best_factorized"] > 0 and report["naive_decode_s"] >= 0
+  result = _app("cpm_ablation", "--codecs=png", f"--images={tmp_path}")
+  assert result.returncode != 0 and "not a context-model autoencoder" in result.stderr

@@ -9,7 +9,7 @@ from compzoo.bench.fuzz import fuzz_codec
 
 CODECS = ["png", "webp-lossless", "jpeg2000-lossless", "jpegxl-lossless",
           "jpeg", "webp", "avif", "jpeg2000", "jpegxl", "bmshj2018-factorized",
-          "l3c"]
+          "l3c", "cpm-mid"]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from compzoo import zoo
+from compzoo.bench.bdrate import bd_rate, ms_ssim_db
 from compzoo.codecs.base import parse_codec_name
 
 _COLUMNS = ("bpp", "bpsp", "psnr", "ms_ssim", "encode_s", "decode_s")
@@ -39,28 +41,61 @@ def markdown_table(summary) -> str:
   return "\n".join(lines)
 
 
-def write_reports(records, out_dir) -> dict[str, Path]:
+def curves(summary) -> dict[str, list[dict]]:
+  """Lossy summary rows grouped into RD curves: a zoo entry's sweep, or a family of entries (cpm-low,
+  cpm-mid, cpm-high make 'cpm'); codecs outside the zoo (a workdir) are their own curve."""
+  grouped = {}
+  for row in summary:
+    if row["exact"] or row["psnr"] is None:
+      continue
+    name = parse_codec_name(row["codec"])[0]
+    entry = zoo.entries().get(name)
+    grouped.setdefault(entry.curve() if entry else name, []).append(row)
+  return grouped
+
+
+def bd_rate_table(summary, anchor: str) -> str:
+  """BD-rate of every curve against the ``anchor`` curve, in PSNR and in MS-SSIM (dB)."""
+  grouped = curves(summary)
+  if anchor not in grouped:
+    return f"no BD-rates: the anchor {anchor!r} has no lossy results here"
+  lines = [f"BD-rate against {anchor} (negative: fewer bits at equal quality)", "",
+           "| codec | BD-rate PSNR | BD-rate MS-SSIM (dB) |", "|---|---|---|"]
+  for name, rows in grouped.items():
+    if name == anchor:
+      continue
+    cells = []
+    for metric, convert in (("psnr", float), ("ms_ssim", ms_ssim_db)):
+      points = lambda group: [(r["bpp"], convert(r[metric])) for r in group if r[metric] is not None]
+      value = bd_rate(points(grouped[anchor]), points(rows))
+      cells.append("n/a" if value is None else f"{value:+.1f}%")
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def write_reports(records, out_dir, anchor: str | None = None) -> dict[str, Path]:
+  """results.json, summary.md (with BD-rates against ``anchor`` when given) and RD plots."""
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   paths = {"json": out / "results.json", "markdown": out / "summary.md"}
   paths["json"].write_text(json.dumps([dataclasses.asdict(r) for r in records], indent=1) + "\n")
   summary = summarize(records)
-  paths["markdown"].write_text(markdown_table(summary) + "\n")
-  lossy = [row for row in summary if not row["exact"] and row["psnr"] is not None]
-  if lossy:
-    paths.update(_rd_plots(lossy, out))
+  text = markdown_table(summary)
+  if anchor:
+    text += "\n\n" + bd_rate_table(summary, anchor)
+  paths["markdown"].write_text(text + "\n")
+  grouped = curves(summary)
+  if grouped:
+    paths.update(_rd_plots(grouped, out))
   return paths
 
 
-def _rd_plots(rows, out: Path) -> dict[str, Path]:
+def _rd_plots(families, out: Path) -> dict[str, Path]:
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  families = {}
-  for row in rows:
-    families.setdefault(parse_codec_name(row["codec"])[0], []).append(row)
   paths = {}
   for metric, label in (("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM")):
     curves = {family: sorted((r["bpp"], r[metric]) for r in group if r[metric] is not None)

@@ -49,8 +49,18 @@ def measure(codec_spec: str, codec, name: str, image: np.ndarray) -> BenchRecord
 
 
 def expand_sweeps(specs: list[str]) -> list[str]:
-  """Bare lossy family names expand to their sweep of operating points; 'NAME:key=value' stays as given."""
-  return [name for spec in specs for name in ([spec] if ":" in spec else zoo.get(spec).sweep_names())]
+  """Bare lossy names expand to their sweep of operating points, family names ('cpm') to every member's;
+  'NAME:key=value' stays as given."""
+  names = []
+  for spec in specs:
+    members = [] if ":" in spec else zoo.family(spec)
+    if ":" in spec:
+      names.append(spec)
+    elif members:
+      names += [name for entry in members for name in entry.sweep_names()]
+    else:
+      names += zoo.get(spec).sweep_names()
+  return names
 
 
 def run_bench(codec_specs: list, images: Mapping[str, np.ndarray], progress: bool = True) -> list[BenchRecord]:

@@ -70,6 +70,20 @@ zoo.register(zoo.ZooEntry(
 ))
 
 
+def _operating_point_entry(name: str, family: str, description: str) -> None:
+  """A lossy model trained for one operating point; its family's entries together make the RD curve."""
+  def build() -> LearnedCodec:
+    return LearnedCodec.from_path(shipped(name), name=name, lossless=False)
+
+  zoo.register(zoo.ZooEntry(name=name, description=description, lossless=False, build=build,
+                            checkpoint=f"compzoo/weights/{name}", kind="learned", family=family))
+
+
+for _point, _rate in (("low", "lowest"), ("mid", "middle"), ("high", "highest")):
+  _operating_point_entry(f"cpm-{_point}", "cpm", f"Context-model autoencoder (Mentzer et al. 2018), MS-SSIM "
+                         f"trained, 3D-CNN context model, importance map; the {_rate} of 3 rates (shipped, small)")
+
+
 def _lossless_entry(name: str, description: str) -> None:
   def build() -> LearnedCodec:
     return LearnedCodec.from_path(shipped(name), name=name, lossless=True)

@@ -17,6 +17,7 @@ from compzoo.errors import UsageError
 
 ARCHITECTURES = {
     "bmshj2018_factorized": "compzoo.models.bmshj2018",
+    "cpm": "compzoo.models.cpm",
     "l3c": "compzoo.models.l3c",
     "pixelcnn": "compzoo.models.pixelcnn",
 }

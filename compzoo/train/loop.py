@@ -89,6 +89,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
         raise UsageError(f"{workdir} holds a run with another {section} ({saved[section].to_dict()}); "
                          "resume with its config or use a new workdir")
     checkpoints.restore(start, train_state.model, train_state.optimizers)
+  elif train_cfg.get("init_from"):
+    _init_from(train_state.model, config, train_cfg.init_from)
 
   graphdef, state = place(train_state, mesh)
   step_fn = compile_step(objective, graphdef, mesh)
@@ -133,6 +135,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
   if done == total and jax.process_index() == 0:
     checkpoint.export(workdir / "export", config, train_state.model)
   return last
+
+
+def _init_from(model, config, path) -> None:
+  """Warm start: the weights of another run (a workdir or an export) of the same model, with fresh
+  optimizers and this run's objective (e.g. another rate target, as operating points are usually trained)."""
+  saved_config, saved_model, _ = checkpoint.load_model(path)
+  if saved_config.model.to_dict() != config.model.to_dict():
+    raise UsageError(f"train.init_from={path} holds another model ({saved_config.model.to_dict()})")
+  nnx.update(model, nnx.state(saved_model, nnx.Param))
 
 
 def _eval_source(data, train_source):

@@ -71,11 +71,12 @@ class RateDistortion(SingleLoss):
   distortion: str = "mse"
   rate_target: float | None = None
   beta: float = 1.0
+  ms_ssim_scales: int = 5
 
   def loss(self, model, batch, key):
     output = model(batch["image"], key)
     loss, step_metrics = rd.rate_distortion_loss(output, batch["image"], self.lmbda, self.distortion,
-                                                 self.rate_target, self.beta)
+                                                 self.rate_target, self.beta, self.ms_ssim_scales)
     step_metrics["psnr"] = metrics.psnr(batch["image"], output.reconstruction)
     return loss, step_metrics
 

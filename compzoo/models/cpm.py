@@ -1,0 +1,470 @@
+"""Context-model autoencoder: "Conditional Probability Models for Deep Image Compression" (Mentzer,
+Agustsson, Tschannen, Timofte, Van Gool, CVPR 2018).
+
+    x ──E (÷8, residual)──> z (C channels) ──soft-to-hard, L learned centers──> symbols ──D──> x̂
+                        └─> importance y ∈ (0, K) ──> mask: channel group g is coded where y > g
+    rate = bits of the importance counts + Σ over coded symbols of -log2 P(symbol | symbols before it)
+
+P comes from a masked 3D CNN over the (channel, height, width) volume of symbols: the training rate is
+its cross-entropy, and the coder uses the same network. Masked symbols are zeroed for D, cost no bits and
+are not coded; the decoder knows where they are from the importance counts, which are coded first with a
+learned table conditioned on their left and upper neighbours. ``prior='factorized'`` replaces the context
+model with one learned categorical per channel: the paper's ablation.
+
+Why encoder and decoder agree although one runs a 3D convolution over the whole volume and the other a
+wavefront of gathers: the context model computes exactly. Its weights lie on a 2^-8 grid in [-1, 1), its
+activations on a 2^-4 grid in [-8, 8) and its inputs on a 2^-2 grid, so every product is a multiple of
+2^-12 and every partial sum stays below 2^12 in magnitude: float32 holds them all exactly, in any order of
+summation (XLA's convolution, a matmul, TF32 on a GPU). Its logits are then exact multiples of 2^-12, the
+coder's tables come from their rounding to 1/16 through an integer table (``pmf_from_grid_logits``), and
+the training rate is the cross-entropy under those same rounded logits.
+
+Decoding visits the volume in wavefronts t = 4c + 2h + w: every position a 3x3x3 masked kernel reads has a
+smaller t (even through stacked layers), so a wavefront decodes at once. One compiled step per wavefront
+computes each layer's activations only at the wavefront's positions from cached activations of earlier
+ones (every activation is computed once, as in the encoder's single pass), then the range coder reads the
+wavefront's symbols: 4C + 2h + w steps per image instead of one network pass per symbol.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from compzoo import bitstream
+from compzoo.entropy import Decoder, Encoder
+from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
+from compzoo.errors import BitstreamError, UsageError
+from compzoo.models import pad_to_multiple
+from compzoo.nn import ResidualBlock
+from compzoo.ops import nats_to_bits
+from compzoo.quantize import LearnedCenters
+from compzoo.rd import RDOutput
+
+STRIDE = 8
+PRIORS = ("context", "factorized")
+WEIGHT_STEP, ACT_STEP, ACT_LIMIT = 2.0**-8, 2.0**-4, 8.0
+MAX_FEATURES = 32  # keeps every partial sum of the context model below 2^12 (see the module docstring)
+_OFFSETS = list(itertools.product((-1, 0, 1), repeat=3))
+TAPS_A = [o for o in _OFFSETS if o < (0, 0, 0)]  # strictly before the centre in (c, h, w) order
+TAPS_B = TAPS_A + [(0, 0, 0)]
+WAVEFRONT = (4, 2, 1)  # t = 4c + 2h + w is smaller at every tap in TAPS_A
+MAX_PIXELS = 1 << 24  # 16.8 MP: decoding caches 3 activations per symbol (~2.5 GB here); larger needs tiling
+TABLE_SCALE = 10.0  # table logits are stored divided by this, so Adam's bounded steps move them usefully fast
+
+
+def _on_grid(x, step, low, high):
+  """x clipped to [low, high] and rounded to multiples of ``step``, straight-through."""
+  x = jnp.clip(x, low, high)
+  return x + jax.lax.stop_gradient(jnp.round(x / step) * step - x)
+
+
+class MaskedConv3D(nnx.Module):
+  """3x3x3 convolution over (channel, height, width) that reads only the taps it is given, with weights
+  on the exact grid. ``kernel`` holds one (in, out) matrix per tap."""
+
+  def __init__(self, taps, in_features: int, out_features: int, *, rngs: nnx.Rngs):
+    self.taps = tuple(taps)
+    std = np.sqrt(2.0 / (len(self.taps) * in_features))
+    self.kernel = nnx.Param(std * jax.random.normal(rngs.params(), (len(self.taps), in_features, out_features)))
+    self.bias = nnx.Param(jnp.zeros((out_features,)))
+
+  def weights(self):
+    return (_on_grid(self.kernel[...], WEIGHT_STEP, -1.0, 1.0 - WEIGHT_STEP),
+            _on_grid(self.bias[...], WEIGHT_STEP, -ACT_LIMIT, ACT_LIMIT))
+
+  def __call__(self, x):
+    """x: N×C×H×W×F, zero outside the volume."""
+    kernel, bias = self.weights()
+    full = jnp.zeros((27,) + kernel.shape[1:], kernel.dtype)
+    full = full.at[jnp.asarray([_OFFSETS.index(t) for t in self.taps])].set(kernel)
+    out = jax.lax.conv_general_dilated(x, full.reshape((3, 3, 3) + kernel.shape[1:]), (1, 1, 1),
+                                       [(1, 1)] * 3, dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+    return out + bias
+
+
+class ContextModel(nnx.Module):
+  """Masked 3D CNN: symbols (value and coded flag per position) -> logits over the L centers.
+
+  conv A, then a residual block of two conv B, then conv B to logits (receptive field: 4 taps deep).
+  ``_wavefront_step`` repeats this recipe layer by layer on gathered neighbourhoods.
+  """
+
+  def __init__(self, levels: int, features: int = 24, *, rngs: nnx.Rngs):
+    if not 1 <= features <= MAX_FEATURES:
+      raise UsageError(f"context features must be in [1, {MAX_FEATURES}] for exact coding, got {features}")
+    self.first = MaskedConv3D(TAPS_A, 2, features, rngs=rngs)
+    self.res1 = MaskedConv3D(TAPS_B, features, features, rngs=rngs)
+    self.res2 = MaskedConv3D(TAPS_B, features, features, rngs=rngs)
+    self.out = MaskedConv3D(TAPS_B, features, levels, rngs=rngs)
+
+  def layers(self) -> tuple[MaskedConv3D, ...]:
+    return self.first, self.res1, self.res2, self.out
+
+  def __call__(self, volume):
+    a1 = _hidden(self.first(volume))
+    a2 = _hidden(self.res1(a1))
+    a3 = _residual(a1, self.res2(a2))
+    return self.out(a3)
+
+
+def _hidden(x):
+  return _on_grid(jax.nn.relu(x), ACT_STEP, 0.0, ACT_LIMIT - ACT_STEP)
+
+
+def _residual(skip, x):
+  return _on_grid(skip + x, ACT_STEP, -ACT_LIMIT, ACT_LIMIT - ACT_STEP)
+
+
+class ImportanceModel(nnx.Module):
+  """P(count at (h, w) | count to its left, count above): a learned table of grid logits (K+2 contexts per
+  neighbour: the K+1 counts and 'outside')."""
+
+  def __init__(self, groups: int):
+    self.groups = groups
+    self.logits = nnx.Param(jnp.zeros((groups + 2, groups + 2, groups + 1)))  # × TABLE_SCALE
+
+  def contexts(self, counts):
+    """counts: ...×H×W ints -> index of (left, up) into the flattened table."""
+    outside = self.groups + 1
+    left = jnp.pad(counts, [(0, 0)] * (counts.ndim - 1) + [(1, 0)], constant_values=outside)[..., :-1]
+    up = jnp.pad(counts, [(0, 0)] * (counts.ndim - 2) + [(1, 0), (0, 0)], constant_values=outside)[..., :-1, :]
+    return left * (self.groups + 2) + up
+
+  def table(self):
+    return grid_logits(TABLE_SCALE * self.logits[...]).reshape(-1, self.groups + 1)
+
+  def bits(self, counts):
+    log_p = jax.nn.log_softmax(self.table()[self.contexts(counts)], axis=-1)
+    return -nats_to_bits(jnp.take_along_axis(log_p, counts[..., None], axis=-1)[..., 0])
+
+
+class FactorizedPrior(nnx.Module):
+  """The ablation: one learned categorical over the L centers per channel, no context."""
+
+  def __init__(self, channels: int, levels: int):
+    self.logits = nnx.Param(jnp.zeros((channels, levels)))  # × TABLE_SCALE
+
+  def table(self):
+    return grid_logits(TABLE_SCALE * self.logits[...])
+
+  def __call__(self, volume_shape):
+    """-> logits broadcast to N×C×H×W×L."""
+    n, c, h, w = volume_shape
+    return jnp.broadcast_to(self.table()[None, :, None, None], (n, c, h, w, self.logits.shape[-1]))
+
+
+class Encoder2D(nnx.Module):
+  def __init__(self, features: int, blocks: int, out_channels: int, *, rngs: nnx.Rngs):
+    conv = lambda i, o: nnx.Conv(i, o, (5, 5), strides=2, rngs=rngs)
+    self.down1, self.down2 = conv(3, features // 2), conv(features // 2, features)
+    self.blocks = nnx.List([ResidualBlock(features, rngs=rngs) for _ in range(blocks)])
+    self.down3 = conv(features, out_channels)
+
+  def __call__(self, x):
+    h = self.down2(jax.nn.relu(self.down1(x)))
+    for block in self.blocks:
+      h = block(h)
+    return self.down3(h)
+
+
+class Decoder2D(nnx.Module):
+  def __init__(self, features: int, blocks: int, in_channels: int, *, rngs: nnx.Rngs):
+    deconv = lambda i, o: nnx.ConvTranspose(i, o, (5, 5), strides=2, rngs=rngs)
+    self.up1 = deconv(in_channels, features)
+    self.blocks = nnx.List([ResidualBlock(features, rngs=rngs) for _ in range(blocks)])
+    self.up2, self.up3 = deconv(features, features // 2), deconv(features // 2, 3)
+
+  def __call__(self, z):
+    h = self.up1(z)
+    for block in self.blocks:
+      h = block(h)
+    return self.up3(jax.nn.relu(self.up2(h)))
+
+
+class ContextModelAutoencoder(nnx.Module):
+
+  def __init__(self, features: int = 64, blocks: int = 3, channels: int = 32, groups: int = 8,
+               levels: int = 6, sigma: float = 1.0, context_features: int = 24, prior: str = "context",
+               *, rngs: nnx.Rngs):
+    if prior not in PRIORS:
+      raise UsageError(f"prior must be one of {PRIORS}, got {prior!r}")
+    if groups < 1 or channels % groups:
+      raise UsageError(f"channels ({channels}) must split into groups ({groups}) of equal size")
+    if not 2 <= levels <= 9:
+      raise UsageError(f"levels must be in [2, 9] (inputs on the exact grid), got {levels}")
+    self.channels, self.groups, self.levels, self.prior = channels, groups, levels, prior
+    self.encoder = Encoder2D(features, blocks, channels + 1, rngs=rngs)
+    self.decoder = Decoder2D(features, blocks, channels, rngs=rngs)
+    self.centers = LearnedCenters(levels, -2.0, 2.0, sigma)
+    self.importance = ImportanceModel(groups)
+    if prior == "context":
+      self.context = ContextModel(levels, context_features, rngs=rngs)
+    else:
+      self.factorized = FactorizedPrior(channels, levels)
+
+  def __call__(self, images, key=None) -> RDOutput:
+    """images: N×H×W×3 in [0, 255], H and W multiples of 8. Soft-to-hard quantization is deterministic,
+    so ``key`` is unused: training and evaluation see the same hard symbols."""
+    del key
+    images = jnp.asarray(images, jnp.float32)
+    if images.shape[1] % STRIDE or images.shape[2] % STRIDE:
+      raise UsageError(f"the context-model autoencoder needs sides divisible by {STRIDE}, got {images.shape[1:3]}")
+    features = self.encoder(images / 255.0 - 0.5)
+    values, symbols = self.centers(features[..., :self.channels])
+    soft_mask, hard_mask = self._masks(features[..., self.channels])
+    mask = soft_mask + jax.lax.stop_gradient(hard_mask - soft_mask)  # hard forward, ramp backward
+    reconstruction = (self.decoder(values * mask) + 0.5) * 255.0
+    # The rate model sees exact symbol values; their gradient flows back through the soft quantization.
+    symbol_values = _symbol_values(symbols, self.levels) + (values - jax.lax.stop_gradient(values))
+    latent_bits = self._latent_bits(symbols, symbol_values * hard_mask, hard_mask, mask)
+    counts = hard_mask[..., ::self.channels // self.groups].sum(axis=-1).astype(jnp.int32)
+    importance_bits = self.importance.bits(counts).sum(axis=(1, 2))
+    # As in the paper, the entropy models minimise their cross-entropy at every step, while the
+    # autoencoder sees only beta * max(H - H_t, 0) (the rate-distortion loss).
+    fit = self._latent_bits(symbols, *(jax.lax.stop_gradient(a) for a in (symbol_values * hard_mask, hard_mask, mask)))
+    num_pixels = images.shape[1] * images.shape[2]
+    return RDOutput(reconstruction, {"latent": latent_bits, "importance": importance_bits}, num_pixels,
+                    entropy_model_loss=jnp.mean(fit + importance_bits) / num_pixels)
+
+  def _latent_bits(self, symbols, values, coded, weight):
+    """Bits of the coded symbols under the context model (or the factorized prior), per image."""
+    volume = _to_volume(values, coded)
+    logits = self.context(volume) if self.prior == "context" else self.factorized(volume.shape[:4])
+    log_p = jax.nn.log_softmax(grid_logits(logits), axis=-1)
+    symbol_bits = -nats_to_bits(jnp.take_along_axis(log_p, jnp.moveaxis(symbols, -1, 1)[..., None], axis=-1))
+    return (symbol_bits[..., 0] * jnp.moveaxis(weight, -1, 1)).sum(axis=(1, 2, 3))
+
+  def _masks(self, importance):
+    """Importance y = 1 + (K-1)·sigmoid(.) per position -> (soft ramp, hard 0/1) masks over the C channels:
+    group g (C/K channels) is on where y > g. The first group is always on: early in training the hinge
+    on the rate (and a decoder that cannot yet use its input) otherwise switch every channel off, and
+    with no channel on there is no gradient left to switch them back."""
+    y = 1.0 + (self.groups - 1) * jax.nn.sigmoid(importance)[..., None]
+    g = jnp.arange(self.groups, dtype=jnp.float32)
+    soft = jnp.clip(y - g, 0.0, 1.0)
+    hard = (y > g).astype(jnp.float32)
+    repeat = lambda m: jnp.repeat(m, self.channels // self.groups, axis=-1)
+    return repeat(soft), repeat(hard)
+
+  def mask_from_counts(self, counts):
+    """H×W counts of coded groups -> H×W×C 0/1 mask (what the decoder rebuilds)."""
+    g = np.arange(self.channels) // (self.channels // self.groups)
+    return np.asarray(counts)[..., None] > g
+
+  # Coding: a Codec (compzoo/codecs/learned.py) calls these. One stream: importance counts, then symbols.
+
+  def prepare_coding(self):
+    return None
+
+  def analyze(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An H×W×3 uint8 image -> (symbols ⌈H/8⌉×⌈W/8⌉×C, importance counts ⌈H/8⌉×⌈W/8⌉)."""
+    symbols, counts = _analyze(self, pad_to_multiple(image, STRIDE)[None])
+    return np.asarray(symbols)[0], np.asarray(counts)[0]
+
+  def encode_image(self, image: np.ndarray, prepared=None):
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+      raise UsageError(f"the context-model autoencoder codes images of at most {MAX_PIXELS} pixels")
+    symbols, counts = self.analyze(image)
+    mask = self.mask_from_counts(counts)
+    symbols = np.where(mask, symbols, 0).astype(np.int32)
+    encoder = Encoder()
+    order, _ = _importance_plan(counts.shape)
+    encoder.put(counts.reshape(-1)[order], self._importance_pmf()[self._importance_contexts(counts).reshape(-1)[order]])
+    volume = np.moveaxis(symbols, -1, 0)  # C×H×W
+    coded = np.moveaxis(mask, -1, 0)
+    if self.prior == "context":
+      logits = np.asarray(_context_logits(self, volume[None], coded[None]))[0]
+      order = _wavefront_plan(volume.shape).order
+    else:
+      logits = np.broadcast_to(self._factorized_logits()[:, None, None], volume.shape + (self.levels,))
+      order = np.arange(volume.size)
+    order = order[coded.reshape(-1)[order]]
+    encoder.put(volume.reshape(-1)[order], pmf_from_grid_logits(logits.reshape(-1, self.levels)[order]))
+    return [encoder.finish()], _check(counts, symbols)
+
+  def decode_image(self, streams, shape, prepared=None):
+    if len(streams) != 1:
+      raise BitstreamError(f"context-model autoencoder files hold 1 stream, this one has {len(streams)}")
+    height, width = shape[:2]
+    if height * width > MAX_PIXELS:
+      raise BitstreamError(f"context-model autoencoder file claims {height}x{width} pixels, over {MAX_PIXELS}")
+    latent_hw = (-(-height // STRIDE), -(-width // STRIDE))
+    decoder = Decoder(streams[0])
+    counts = self._decode_importance(decoder, latent_hw)
+    coded = np.moveaxis(self.mask_from_counts(counts), -1, 0)
+    if self.prior == "context":
+      volume = _decode_wavefronts(self, decoder, coded)
+    else:
+      volume = np.zeros(coded.shape, np.int32)
+      pmf = pmf_from_grid_logits(self._factorized_logits())
+      channel = np.broadcast_to(np.arange(self.channels)[:, None, None], coded.shape)[coded]
+      volume[coded] = decoder.get(pmf[channel])
+    symbols = np.moveaxis(volume, 0, -1)
+    image = np.asarray(_synthesize(self, symbols[None], counts[None]))[0, :height, :width]
+    return image, _check(counts, symbols)
+
+  def reconstruct(self, image: np.ndarray) -> np.ndarray:
+    """The model's own reconstruction of an H×W×3 uint8 image (what decoding its bitstream must give)."""
+    symbols, counts = self.analyze(image)
+    return np.asarray(_synthesize(self, symbols[None], counts[None]))[0, :image.shape[0], :image.shape[1]]
+
+  def _importance_pmf(self):
+    return pmf_from_grid_logits(np.asarray(self.importance.table()))
+
+  def _importance_contexts(self, counts):
+    return np.asarray(self.importance.contexts(jnp.asarray(counts)))
+
+  def _factorized_logits(self):
+    return np.asarray(self.factorized.table())
+
+  def _decode_importance(self, decoder, hw):
+    """Anti-diagonal wavefronts: a count's left and upper neighbours lie on the previous diagonal."""
+    outside = self.groups + 1
+    padded = np.full((hw[0] + 1, hw[1] + 1), outside, np.int64)  # row 0 and column 0: outside
+    pmf = self._importance_pmf()
+    for rows in _importance_plan(hw)[1]:
+      cols = rows[:, 1]
+      rows = rows[:, 0]
+      contexts = padded[rows + 1, cols] * (self.groups + 2) + padded[rows, cols + 1]
+      padded[rows + 1, cols + 1] = decoder.get(pmf[contexts])
+    counts = padded[1:, 1:]
+    if (counts > self.groups).any():
+      raise BitstreamError("context-model autoencoder stream holds an invalid importance count")
+    return counts.astype(np.int32)
+
+
+def _symbol_values(symbols, levels):
+  """Symbol index -> the context model's exact input (multiples of 1/4 around zero)."""
+  return (symbols.astype(jnp.float32) - (levels - 1) / 2.0) * 0.5
+
+
+def _to_volume(values, coded):
+  """N×H×W×C values and 0/1 flags -> N×C×H×W×2 context-model input."""
+  return jnp.stack([jnp.moveaxis(values, -1, 1), jnp.moveaxis(coded, -1, 1)], axis=-1)
+
+
+def _check(counts, symbols) -> int:
+  return bitstream.crc32(np.concatenate([np.asarray(counts, np.int32).ravel(), np.asarray(symbols, np.int32).ravel()]))
+
+
+@nnx.jit
+def _analyze(model, images):
+  """-> (symbols N×H×W×C, counts N×H×W) of a padded batch."""
+  features = model.encoder(images.astype(jnp.float32) / 255.0 - 0.5)
+  _, symbols = model.centers(features[..., :model.channels])
+  _, hard = model._masks(features[..., model.channels])
+  return symbols.astype(jnp.int32), hard[..., ::model.channels // model.groups].sum(axis=-1).astype(jnp.int32)
+
+
+@nnx.jit
+def _synthesize(model, symbols, counts):
+  g = jnp.arange(model.channels) // (model.channels // model.groups)
+  mask = (counts[..., None] > g).astype(jnp.float32)
+  z = model.centers.dequantize(symbols) * mask
+  return jnp.clip(jnp.round((model.decoder(z) + 0.5) * 255.0), 0, 255).astype(jnp.uint8)
+
+
+@nnx.jit
+def _context_logits(model, volume, coded):
+  """The encoder's single masked pass: N×C×H×W symbols and flags -> N×C×H×W×L exact logits."""
+  coded = coded.astype(jnp.float32)
+  return model.context(jnp.stack([_symbol_values(volume, model.levels) * coded, coded], axis=-1))
+
+
+def _importance_plan(hw):
+  """Positions in anti-diagonal order: (flat order, list of (row, col) arrays per diagonal)."""
+  rows, cols = np.meshgrid(np.arange(hw[0]), np.arange(hw[1]), indexing="ij")
+  order = np.lexsort((rows.ravel(), (rows + cols).ravel()))
+  coords = np.stack([rows.ravel(), cols.ravel()], axis=-1)[order]
+  bounds = np.searchsorted((rows + cols).ravel()[order], np.arange(1, hw[0] + hw[1] - 1))
+  return order, np.split(coords, bounds)
+
+
+class _Plan:
+  """The wavefront schedule of a C×H×W volume and its flat indices into zero-padded activation buffers."""
+
+  def __init__(self, shape):
+    c, h, w = shape
+    cc, hh, ww = (a.ravel() for a in np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"))
+    t = WAVEFRONT[0] * cc + WAVEFRONT[1] * hh + WAVEFRONT[2] * ww
+    self.order = np.lexsort((hh, cc, t))
+    self.bounds = np.searchsorted(t[self.order], np.arange(1, t.max() + 1)) if t.size else np.zeros(0, int)
+    self.strides = ((h + 2) * (w + 2), w + 2, 1)
+    self.rows = (c + 1) * (h + 2) * (w + 2) + 1  # +1: a scratch row that padding entries write to
+    buffer_index = ((cc + 1) * self.strides[0] + (hh + 1) * self.strides[1] + ww + 1)
+    self.steps = np.split(self.order, self.bounds)
+    # Each wavefront's buffer indices, padded with the scratch row to a power of two (at least 64), so a
+    # handful of compiled step shapes serve every wavefront.
+    self.index = []
+    for step in self.steps:
+      width = max(64, 1 << max(0, int(len(step) - 1).bit_length()))
+      self.index.append(np.concatenate([buffer_index[step], np.full(width - len(step), self.rows - 1)]).astype(np.int32))
+
+  def offsets(self, taps):
+    return np.asarray([sum(o * s for o, s in zip(tap, self.strides)) for tap in taps], np.int32)
+
+
+@functools.lru_cache(maxsize=8)
+def _wavefront_plan(shape) -> _Plan:
+  return _Plan(tuple(int(n) for n in shape))
+
+
+def _decode_wavefronts(model, decoder, coded) -> np.ndarray:
+  """Decodes the C×H×W symbol volume wavefront by wavefront (see the module docstring)."""
+  return run_wavefronts(model, coded, lambda logits: decoder.get(pmf_from_grid_logits(logits)))
+
+
+def run_wavefronts(model, coded, read) -> np.ndarray:
+  """Walks the wavefronts of a C×H×W volume whose coded positions are ``coded``: for each wavefront,
+  ``read(logits of its coded positions)`` returns their symbols, which the next wavefronts then see.
+  -> the C×H×W symbols (0 where not coded)."""
+  plan = _wavefront_plan(coded.shape)
+  layers = [layer.weights() for layer in model.context.layers()]
+  offsets = (jnp.asarray(plan.offsets(TAPS_A)), jnp.asarray(plan.offsets(TAPS_B)))
+  features = layers[0][0].shape[-1]
+  buffers = (jnp.zeros((plan.rows, 2)),) + tuple(jnp.zeros((plan.rows, features)) for _ in range(3))
+  flat_coded = coded.reshape(-1)
+  volume = np.zeros(coded.size, np.int32)
+  previous = plan.index[0]
+  written = np.zeros((len(previous), 2), np.float32)
+  for step, positions in zip(plan.steps, plan.index):
+    buffers, logits = _wavefront_step(layers, offsets, buffers, previous, written, positions)
+    here = flat_coded[step]
+    if here.any():
+      volume[step[here]] = read(np.asarray(logits)[:len(step)][here])
+    written = np.zeros((len(positions), 2), np.float32)
+    written[:len(step), 0] = (volume[step] - (model.levels - 1) / 2.0) * 0.5 * here
+    written[:len(step), 1] = here
+    previous = positions
+  return volume.reshape(coded.shape)
+
+
+@functools.partial(jax.jit, donate_argnums=(2,))
+def _wavefront_step(layers, offsets, buffers, previous, written, positions):
+  """Writes the previous wavefront's decoded inputs, then runs every layer at this wavefront's positions
+  from cached activations; -> (buffers, logits of the positions)."""
+  inputs, act1, act2, act3 = buffers
+  inputs = inputs.at[previous].set(written)
+  taps_a, taps_b = offsets
+
+  def layer(weights, buffer, taps):
+    kernel, bias = weights
+    return jnp.einsum("mtf,tfo->mo", buffer[positions[:, None] + taps[None]], kernel) + bias
+
+  a1 = _hidden(layer(layers[0], inputs, taps_a))
+  act1 = act1.at[positions].set(a1)
+  a2 = _hidden(layer(layers[1], act1, taps_b))
+  act2 = act2.at[positions].set(a2)
+  a3 = _residual(a1, layer(layers[2], act2, taps_b))
+  act3 = act3.at[positions].set(a3)
+  return (inputs, act1, act2, act3), layer(layers[3], act3, taps_b)
+
+
+def build(*, rngs: nnx.Rngs, **settings) -> ContextModelAutoencoder:
+  return ContextModelAutoencoder(**settings, rngs=rngs)
