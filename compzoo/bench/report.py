@@ -44,12 +44,13 @@ def markdown_table(summary) -> str:
 def curves(summary) -> dict[str, list[dict]]:
   """Lossy summary rows grouped into RD curves: a zoo entry's sweep, or a family of entries (cpm-low,
   cpm-mid, cpm-high make 'cpm'); codecs outside the zoo (a workdir) are their own curve."""
+  registry = zoo.entries()
   grouped = {}
   for row in summary:
     if row["exact"] or row["psnr"] is None:
       continue
     name = parse_codec_name(row["codec"])[0]
-    entry = zoo.entries().get(name)
+    entry = registry.get(name)
     grouped.setdefault(entry.curve() if entry else name, []).append(row)
   return grouped
 

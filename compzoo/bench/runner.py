@@ -53,13 +53,11 @@ def expand_sweeps(specs: list[str]) -> list[str]:
   'NAME:key=value' stays as given."""
   names = []
   for spec in specs:
-    members = [] if ":" in spec else zoo.family(spec)
     if ":" in spec:
       names.append(spec)
-    elif members:
-      names += [name for entry in members for name in entry.sweep_names()]
-    else:
-      names += zoo.get(spec).sweep_names()
+      continue
+    for entry in zoo.family(spec) or [zoo.get(spec)]:
+      names += entry.sweep_names()
   return names
 
 

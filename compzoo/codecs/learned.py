@@ -8,6 +8,7 @@ with the weights that wrote it.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -70,28 +71,21 @@ zoo.register(zoo.ZooEntry(
 ))
 
 
-def _operating_point_entry(name: str, family: str, description: str) -> None:
-  """A lossy model trained for one operating point; its family's entries together make the RD curve."""
+def _shipped_entry(name: str, description: str, lossless: bool, family: str = "") -> None:
+  """An entry with one shipped export: a lossless model, or a lossy model trained for one operating point
+  (``family`` joins such entries into one RD curve)."""
   def build() -> LearnedCodec:
-    return LearnedCodec.from_path(shipped(name), name=name, lossless=False)
+    return LearnedCodec.from_path(shipped(name), name=name, lossless=lossless)
 
-  zoo.register(zoo.ZooEntry(name=name, description=description, lossless=False, build=build,
+  zoo.register(zoo.ZooEntry(name=name, description=description, lossless=lossless, build=build,
                             checkpoint=f"compzoo/weights/{name}", kind="learned", family=family))
 
 
 for _point, _rate in (("low", "lowest"), ("mid", "middle"), ("high", "highest")):
-  _operating_point_entry(f"cpm-{_point}", "cpm", f"Context-model autoencoder (Mentzer et al. 2018), MS-SSIM "
-                         f"trained, 3D-CNN context model, importance map; the {_rate} of 3 rates (shipped, small)")
+  _shipped_entry(f"cpm-{_point}", f"Context-model autoencoder (Mentzer et al. 2018), MS-SSIM trained, 3D-CNN "
+                 f"context model, importance map; the {_rate} of 3 rates (shipped, small)", False, family="cpm")
 
-
-def _lossless_entry(name: str, description: str) -> None:
-  def build() -> LearnedCodec:
-    return LearnedCodec.from_path(shipped(name), name=name, lossless=True)
-
-  zoo.register(zoo.ZooEntry(name=name, description=description, lossless=True, build=build,
-                            checkpoint=f"compzoo/weights/{name}", kind="learned"))
-
-
+_lossless_entry = functools.partial(_shipped_entry, lossless=True)
 _lossless_entry("l3c", "L3C (Mentzer et al. 2019): hierarchical learned lossless coding, learned auxiliary "
                 "representations, 3 network passes (shipped, small)")
 _lossless_entry("l3c-rgb", "L3C's RGB baseline: a fixed RGB pyramid instead of learned representations")

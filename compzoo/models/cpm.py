@@ -223,7 +223,7 @@ class ContextModelAutoencoder(nnx.Module):
     # The rate model sees exact symbol values; their gradient flows back through the soft quantization.
     symbol_values = _symbol_values(symbols, self.levels) + (values - jax.lax.stop_gradient(values))
     latent_bits = self._latent_bits(symbols, symbol_values * hard_mask, hard_mask, mask)
-    counts = hard_mask[..., ::self.channels // self.groups].sum(axis=-1).astype(jnp.int32)
+    counts = self._counts(hard_mask)
     importance_bits = self.importance.bits(counts).sum(axis=(1, 2))
     # As in the paper, the entropy models minimise their cross-entropy at every step, while the
     # autoencoder sees only beta * max(H - H_t, 0) (the rate-distortion loss).
@@ -252,10 +252,13 @@ class ContextModelAutoencoder(nnx.Module):
     repeat = lambda m: jnp.repeat(m, self.channels // self.groups, axis=-1)
     return repeat(soft), repeat(hard)
 
+  def _counts(self, hard_mask):
+    """...×C hard mask -> ... counts of coded groups (read off the first channel of each group)."""
+    return hard_mask[..., ::self.channels // self.groups].sum(axis=-1).astype(jnp.int32)
+
   def mask_from_counts(self, counts):
-    """H×W counts of coded groups -> H×W×C 0/1 mask (what the decoder rebuilds)."""
-    g = np.arange(self.channels) // (self.channels // self.groups)
-    return np.asarray(counts)[..., None] > g
+    """H×W counts of coded groups (numpy or JAX) -> H×W×C boolean mask (what the decoder rebuilds)."""
+    return counts[..., None] > np.arange(self.channels) // (self.channels // self.groups)
 
   # Coding: a Codec (compzoo/codecs/learned.py) calls these. One stream: importance counts, then symbols.
 
@@ -340,7 +343,7 @@ class ContextModelAutoencoder(nnx.Module):
 
 
 def _symbol_values(symbols, levels):
-  """Symbol index -> the context model's exact input (multiples of 1/4 around zero)."""
+  """Symbol index (numpy or JAX) -> the context model's exact input (multiples of 1/4 around zero)."""
   return (symbols.astype(jnp.float32) - (levels - 1) / 2.0) * 0.5
 
 
@@ -359,13 +362,12 @@ def _analyze(model, images):
   features = model.encoder(images.astype(jnp.float32) / 255.0 - 0.5)
   _, symbols = model.centers(features[..., :model.channels])
   _, hard = model._masks(features[..., model.channels])
-  return symbols.astype(jnp.int32), hard[..., ::model.channels // model.groups].sum(axis=-1).astype(jnp.int32)
+  return symbols.astype(jnp.int32), model._counts(hard)
 
 
 @nnx.jit
 def _synthesize(model, symbols, counts):
-  g = jnp.arange(model.channels) // (model.channels // model.groups)
-  mask = (counts[..., None] > g).astype(jnp.float32)
+  mask = model.mask_from_counts(counts).astype(jnp.float32)
   z = model.centers.dequantize(symbols) * mask
   return jnp.clip(jnp.round((model.decoder(z) + 0.5) * 255.0), 0, 255).astype(jnp.uint8)
 
@@ -439,7 +441,7 @@ def run_wavefronts(model, coded, read) -> np.ndarray:
     if here.any():
       volume[step[here]] = read(np.asarray(logits)[:len(step)][here])
     written = np.zeros((len(positions), 2), np.float32)
-    written[:len(step), 0] = (volume[step] - (model.levels - 1) / 2.0) * 0.5 * here
+    written[:len(step), 0] = _symbol_values(volume[step], model.levels) * here
     written[:len(step), 1] = here
     previous = positions
   return volume.reshape(coded.shape)
