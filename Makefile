@@ -1,5 +1,6 @@
-# Fresh machine: `make demo` (set up, then compare codecs on the embedded photos), `make test` (set up, then
-# the whole test suite). Both create .venv and install compzoo with pinned dependencies on first use.
+# Fresh machine: `make demo` (set up, then every learned family beside the classic codecs on the embedded
+# photos), `make test` (set up, then the whole test suite; `make test-fast` leaves out the slow tests).
+# Both create .venv and install compzoo with pinned dependencies on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 KODAK ?= ../shared/data/kodak
 JOBS ?= 2
 
-.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm bench-coder fuzz lock clean
+.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm bench-coder fuzz cross-decode lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -18,8 +19,11 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# 256-pixel crops: every codec on the same pixels, learned ones included; then the per-pixel PixelCNN
+# beside L3C on 32-pixel crops (one network pass per pixel against three).
 demo: $(STAMP)
-	$(BIN)/compzoo bench --images embedded --out runs/demo
+	$(BIN)/compzoo bench --images embedded --crop 256 --out runs/demo
+	$(BIN)/compzoo bench -m png,l3c,pixelcnn --images embedded --crop 32 --out runs/demo-per-pixel
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -q --durations=15
@@ -47,6 +51,10 @@ bench-coder: $(STAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m experiments.fuzz_bitstreams --cases=10000 --rewrap_cases=1000
+
+cross-decode: $(STAMP)
+	$(BIN)/python -m experiments.cross_process_decode
+	$(BIN)/python -m experiments.cross_process_decode --xla_flags=--xla_cpu_max_isa=AVX
 
 lock: $(STAMP)
 	{ echo "# Versions the test suite last passed with; make installs under these constraints (regenerate: make lock)."; \

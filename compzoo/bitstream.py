@@ -27,7 +27,7 @@ _FLAG_CONTENT_CHECK = 1
 _FIXED = struct.Struct("<4sBBH")
 _SHAPE = struct.Struct(f"<{WEIGHTS_ID_BYTES}sIIBIB")
 _MAX_STREAMS = 255
-_MAX_SIDE = 1 << 20
+MAX_SIDE = 1 << 20  # the largest side a header may state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +93,7 @@ def unpack(data: bytes) -> Container:
     name = data[_FIXED.size:offset].decode("utf-8")
   except UnicodeDecodeError:
     raise BitstreamError("compzoo file has an unreadable codec name") from None
-  if not (0 < height <= _MAX_SIDE and 0 < width <= _MAX_SIDE and channels in (1, 3)):
+  if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and channels in (1, 3)):
     raise BitstreamError(f"compzoo file has an invalid image shape {(height, width, channels)}")
   streams, start = [], lengths_end
   for length in lengths:

@@ -1,20 +1,24 @@
 """The ``compzoo`` command: models, compress, decompress, info, bench.
 
 Errors print one line on stderr and exit 1 (2 for usage errors); ``--debug`` shows the traceback.
+``compress`` and ``decompress`` never lose data: they refuse to write over their input, refuse to
+overwrite an existing output unless ``--force`` is given (as gzip and zstd do), and write atomically, so
+a failed or interrupted run leaves no partial output. Neither imports the trainer or orbax.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
 
 from compzoo.errors import CompzooError, UsageError
 
-DEMO_CODECS = ("png,webp-lossless,jpeg2000-lossless,jpegxl-lossless,"
+DEMO_CODECS = ("png,webp-lossless,jpeg2000-lossless,jpegxl-lossless,l3c,"
                "jpeg:quality=75,webp:quality=75,avif:quality=50,jpeg2000:psnr=35,jpegxl:distance=1,"
-               "bmshj2018-factorized:quality=2")
+               "bmshj2018-factorized:quality=2,cpm-mid")
 LEARNED = "learned"  # -m learned --weights DIR: a model from a training workdir or export
 WEIGHTS_HELP = f"with -m {LEARNED}: a training workdir or an export folder (config.json + params.msgpack)"
 
@@ -24,45 +28,39 @@ def _models(args) -> None:
 
   for entry in zoo.entries().values():
     params = ",".join(f"{k}={p.default}" for k, p in entry.params.items()) or "-"
-    mode = "lossless" if entry.lossless else "lossy"
-    print(f"{entry.name}\t{entry.kind}\t{mode}\t{params}\t{entry.description}")
-
-
-def _codec(spec: str, weights):
-  """A zoo codec, or with --weights the model of a training workdir or export (codec name 'learned')."""
-  from compzoo import zoo
-  if weights is None:
-    if spec == LEARNED:
-      raise UsageError(f"codec {LEARNED!r} needs --weights (a training workdir or an export folder)")
-    return zoo.make_codec(spec)
-  if spec != LEARNED:
-    raise UsageError(f"--weights goes with -m {LEARNED}, not {spec!r}")
-  from compzoo.codecs.learned import LearnedCodec
-  return LearnedCodec.from_path(weights, name=LEARNED)
+    decode = zoo.GUARANTEES.get(entry.guarantee, "as its model's" if entry.needs_weights else "standard format")
+    print(f"{entry.name}\t{entry.kind}\t{entry.mode()}\t{params}\t{entry.description}\tdecode: {decode}")
 
 
 def _compress(args) -> None:
-  from compzoo import data, metrics
+  from compzoo import data, metrics, zoo
 
-  codec = _codec(args.model, args.weights)
+  _check_output(args.input, args.output, args.force)
+  codec = zoo.make_codec(args.model, weights=args.weights)
   image = data.load_image(args.input)
-  payload = codec.compress(image)
-  _write(args.output, payload)
+  side = {} if args.label_map is None else {"label_map": data.load_label_map(args.label_map)}
+  payload = codec.compress(image, **side)
+  data.write_atomically(args.output, payload)
   height, width, _ = image.shape
   print(f"{args.output}: {codec.name}, {len(payload)} bytes, {metrics.bpp(len(payload), height, width):.4f} bpp",
         file=sys.stderr)
 
 
 def _decompress(args) -> None:
-  from compzoo import bitstream, data
+  from compzoo import bitstream, data, zoo
 
+  _check_output(args.input, args.output, args.force)
+  if Path(args.output).suffix.lower() != ".png":
+    raise UsageError(f"decoded images are written as PNG; got {Path(args.output).name!r}")
+  if args.max_pixels is not None and args.max_pixels < 1:
+    raise UsageError(f"--max-pixels must be positive, got {args.max_pixels}")
   payload = _read(args.input)
-  codec = _codec(bitstream.unpack(payload).codec, args.weights)
-  data.save_image(args.output, codec.decompress(payload))
+  codec = zoo.make_codec(bitstream.unpack(payload).codec, weights=args.weights)
+  data.save_image(args.output, codec.decompress(payload, max_pixels=args.max_pixels))
 
 
 def _info(args) -> None:
-  from compzoo import bitstream, metrics
+  from compzoo import bitstream, metrics, zoo
 
   payload = _read(args.input)
   container = bitstream.unpack(payload)
@@ -75,10 +73,21 @@ def _info(args) -> None:
   print(f"weights:  {container.weights_id.hex() if any(container.weights_id) else 'none'}")
   check = container.content_check
   print(f"check:    {'none' if check is None else f'{check:08x}'}")
+  print(f"decode:   {_guarantee(zoo, container.codec)}")
+
+
+def _guarantee(zoo, codec_name: str) -> str:
+  try:
+    entry = zoo.get(zoo.parse_codec_name(codec_name)[0])
+  except UsageError:
+    return "unknown codec (not in this zoo)"
+  if entry.needs_weights:
+    return "as its model's (decode with --weights; `compzoo models` lists each model family's guarantee)"
+  return zoo.GUARANTEES.get(entry.guarantee, "any decoder of the standard format")
 
 
 def _bench(args) -> None:
-  from compzoo import bench, data
+  from compzoo import bench, data, zoo
 
   specs = [spec for spec in args.models.split(",") if spec.strip()]
   if not specs:
@@ -88,11 +97,24 @@ def _bench(args) -> None:
   images = data.image_set(args.images, args.limit, args.crop)
   if args.weights and LEARNED not in specs:
     raise UsageError(f"--weights given but -m does not list {LEARNED!r}")
-  specs = [_codec(spec, args.weights) if spec == LEARNED else spec for spec in specs]
+  specs = [zoo.make_codec(spec, weights=args.weights) if spec == LEARNED else spec for spec in specs]
   records = bench.run_bench(specs, images, progress=not args.quiet)
   paths = bench.write_reports(records, args.out, anchor=args.anchor)
   print(paths["markdown"].read_text(), end="")
   print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+
+
+def _check_output(source, output, force: bool) -> None:
+  """Refuses an output that is the input, and an existing output without --force, before any work."""
+  source, output = Path(source), Path(output)
+  same = (os.path.samefile(source, output) if source.exists() and output.exists()
+          else source.resolve() == output.resolve())
+  if same:
+    raise UsageError(f"output {output} is the input file; choose another output")
+  if output.is_dir():
+    raise UsageError(f"output {output} is a folder; give a file name")
+  if output.exists() and not force:
+    raise UsageError(f"output {output} exists; use --force to overwrite it")
 
 
 def _read(path) -> bytes:
@@ -100,13 +122,6 @@ def _read(path) -> bytes:
   if not path.is_file():
     raise UsageError(f"no such file: {path}")
   return path.read_bytes()
-
-
-def _write(path, payload: bytes) -> None:
-  path = Path(path)
-  if not path.parent.is_dir():
-    raise UsageError(f"output folder does not exist: {path.parent}")
-  path.write_bytes(payload)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,12 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
   p = commands.add_parser("compress", help="compress an image to a compzoo file")
   p.add_argument("-m", "--model", required=True, help="codec NAME[:key=value...]")
   p.add_argument("--weights", help=WEIGHTS_HELP)
+  p.add_argument("--label-map", help="an 8-bit grey PNG of class ids, for codecs that code one (semantic codecs)")
+  p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
   p.add_argument("input")
   p.add_argument("output")
   p.set_defaults(run=_compress)
 
   p = commands.add_parser("decompress", help="decompress a compzoo file to PNG")
   p.add_argument("--weights", help="the weights a 'learned' file was written with")
+  p.add_argument("--max-pixels", type=int, help="refuse files claiming more pixels (default: 2^27, ~134 MP)")
+  p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
   p.add_argument("input")
   p.add_argument("output")
   p.set_defaults(run=_decompress)

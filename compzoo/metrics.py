@@ -48,10 +48,13 @@ def _blur_valid(x, kernel):
 def _ssim_terms(a, b, max_value, kernel):
   """Per-image, per-channel means of SSIM (luminance*contrast*structure) and of contrast*structure."""
   c1, c2 = (0.01 * max_value) ** 2, (0.03 * max_value) ** 2
-  mu_a, mu_b = _blur_valid(a, kernel), _blur_valid(b, kernel)
-  var_a = _blur_valid(a * a, kernel) - mu_a ** 2
-  var_b = _blur_valid(b * b, kernel) - mu_b ** 2
-  cov = _blur_valid(a * b, kernel) - mu_a * mu_b
+  # One blur of the five maps stacked on the channel axis: the same arithmetic per value as five blurs,
+  # in a fifth of the operations (which is what compile time grows with).
+  blurred = _blur_valid(jnp.concatenate([a, b, a * a, b * b, a * b], axis=-1), kernel)
+  mu_a, mu_b, aa, bb, ab = jnp.split(blurred, 5, axis=-1)
+  var_a = aa - mu_a ** 2
+  var_b = bb - mu_b ** 2
+  cov = ab - mu_a * mu_b
   cs = (2 * cov + c2) / (var_a + var_b + c2)
   luminance = (2 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)
   return jnp.mean(luminance * cs, axis=(1, 2)), jnp.mean(cs, axis=(1, 2))

@@ -1,88 +1,74 @@
-"""The zoo registry: one record per codec, holding everything needed to build, sweep and load it.
+"""The zoo: the one place that names codecs. It collects the entries codec modules declare, parses
+``NAME[:key=value...]``, checks parameters and builds each codec once, with its canonical name.
 
-Modules that define codecs register their entries when imported; ``_PROVIDERS`` lists those modules, so
-the registry is complete however the package was entered (CLI, bench, tests).
+Codec modules (``compzoo/codecs/classic.py``, ``compzoo/codecs/learned.py``) import nothing from here, so
+there is no import cycle; a learned model from a user's workdir is the entry ``learned``, built with
+``weights=DIR`` through the same path as every other codec.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-from typing import Callable, Mapping
+from typing import Mapping
 
-from compzoo.codecs.base import Codec, format_codec_name, parse_codec_name
+from compzoo.codecs import classic, learned
+from compzoo.codecs.base import Codec
+from compzoo.codecs.entries import GUARANTEES, Param, ZooEntry
 from compzoo.errors import UsageError
 
-_PROVIDERS = ("compzoo.codecs.classic", "compzoo.codecs.learned")
+__all__ = ["GUARANTEES", "Param", "ZooEntry", "entries", "family", "format_codec_name", "get", "make_codec",
+           "parse_codec_name", "sweep_names"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Param:
-  """A codec parameter: its type, default and inclusive range."""
-
-  kind: type
-  default: float
-  low: float
-  high: float
-
-  def parse(self, key: str, raw) -> int | float:
-    try:
-      value = self.kind(raw)
-    except (TypeError, ValueError):
-      raise UsageError(f"parameter {key}={raw!r}: expected {self.kind.__name__}") from None
-    if not self.low <= value <= self.high:
-      raise UsageError(f"parameter {key}={value} outside [{self.low}, {self.high}]")
-    return value
+def _collect(*modules) -> dict[str, ZooEntry]:
+  registry = {}
+  for module in modules:
+    for entry in module.ENTRIES:
+      if entry.name in registry:
+        raise ValueError(f"zoo entry {entry.name!r} declared twice")
+      registry[entry.name] = entry
+  return dict(sorted(registry.items()))
 
 
-@dataclasses.dataclass(frozen=True)
-class ZooEntry:
-  name: str
-  description: str
-  lossless: bool
-  build: Callable[..., Codec]  # build(**params) -> Codec; the codec's name is canonical
-  params: Mapping[str, Param] = dataclasses.field(default_factory=dict)
-  sweep: tuple[Mapping[str, float], ...] = ()  # operating points for rate-distortion curves
-  checkpoint: str | None = None  # repo-relative path of shipped weights, for learned codecs
-  kind: str = "classic"
-  family: str = ""  # entries that are the points of one RD curve (one checkpoint each) share a family
-
-  def curve(self) -> str:
-    """The RD curve this entry's points belong to: its family, else its own name."""
-    return self.family or self.name
-
-  def sweep_names(self) -> list[str]:
-    return [format_codec_name(self.name, point) for point in self.sweep] or [self.name]
-
-
-_REGISTRY: dict[str, ZooEntry] = {}
-
-
-def register(entry: ZooEntry) -> ZooEntry:
-  if entry.name in _REGISTRY:
-    raise ValueError(f"zoo entry {entry.name!r} registered twice")
-  if ":" in entry.name or "," in entry.name:
-    raise ValueError(f"zoo entry name {entry.name!r} may not contain ':' or ','")
-  _REGISTRY[entry.name] = entry
-  return entry
+_REGISTRY = _collect(classic, learned)
 
 
 def entries() -> dict[str, ZooEntry]:
-  for module in _PROVIDERS:
-    importlib.import_module(module)
-  return dict(sorted(_REGISTRY.items()))
+  return dict(_REGISTRY)
 
 
 def get(name: str) -> ZooEntry:
-  registry = entries()
-  if name not in registry:
+  if name not in _REGISTRY:
     raise UsageError(f"unknown codec {name!r}; `compzoo models` lists them")
-  return registry[name]
+  return _REGISTRY[name]
 
 
 def family(name: str) -> list[ZooEntry]:
   """The entries whose ``family`` is ``name`` (empty when no entry names it)."""
-  return [entry for entry in entries().values() if entry.family == name]
+  return [entry for entry in _REGISTRY.values() if entry.family == name]
+
+
+def parse_codec_name(spec: str) -> tuple[str, dict[str, str]]:
+  """'jpeg:quality=75' -> ('jpeg', {'quality': '75'})."""
+  name, *settings = spec.strip().split(":")
+  params = {}
+  for setting in settings:
+    key, sep, value = setting.partition("=")
+    if not sep or not key or not value:
+      raise UsageError(f"bad codec parameter {setting!r} in {spec!r}: expected key=value")
+    if key in params:
+      raise UsageError(f"parameter {key!r} given twice in {spec!r}")
+    params[key] = value
+  if not name:
+    raise UsageError(f"empty codec name in {spec!r}")
+  return name, params
+
+
+def format_codec_name(name: str, params: Mapping) -> str:
+  return ":".join([name] + [f"{k}={v}" for k, v in sorted(params.items())])
+
+
+def sweep_names(entry: ZooEntry) -> list[str]:
+  return [format_codec_name(entry.name, point) for point in entry.sweep] or [entry.name]
 
 
 def canonical_params(entry: ZooEntry, given: Mapping[str, str]) -> dict:
@@ -93,12 +79,17 @@ def canonical_params(entry: ZooEntry, given: Mapping[str, str]) -> dict:
   return {key: param.parse(key, given.get(key, param.default)) for key, param in entry.params.items()}
 
 
-def make_codec(spec: str) -> Codec:
-  """Builds a codec from 'NAME[:key=value...]'; its ``name`` spells out every parameter."""
+def make_codec(spec: str, weights=None) -> Codec:
+  """Builds a codec from 'NAME[:key=value...]' (``weights``: a workdir or export, for ``learned`` only);
+  its ``name`` spells out every parameter."""
   name, given = parse_codec_name(spec)
   entry = get(name)
   params = canonical_params(entry, given)
-  codec = entry.build(**params)
-  codec.name = format_codec_name(entry.name, params)
-  codec.lossless = entry.lossless
-  return codec
+  canonical = format_codec_name(entry.name, params)
+  if entry.needs_weights:
+    if weights is None:
+      raise UsageError(f"codec {entry.name!r} needs --weights (a training workdir or an export folder)")
+    return entry.build(canonical, weights=weights, **params)
+  if weights is not None:
+    raise UsageError(f"--weights goes with -m {learned.LEARNED}, not {spec!r}")
+  return entry.build(canonical, **params)

@@ -44,8 +44,8 @@ def main(argv):
       output = model(pad_to_multiple(image, cpm.STRIDE)[None].astype(np.float32))
       importance_bits.append(float(output.bits["importance"][0]))
       context_bits.append(float(output.bits["latent"][0]))
-      symbols, importance = model.analyze(image)
-      coded = model.mask_from_counts(importance)
+      quantized = model.quantize(model.analyze(pad_to_multiple(image, cpm.STRIDE)[None])).symbols
+      symbols, coded = np.asarray(quantized["symbols"])[0], model.mask_from_counts(np.asarray(quantized["counts"])[0])
       for channel in range(model.channels):
         counts[channel] += np.bincount(symbols[..., channel][coded[..., channel]], minlength=model.levels)
       pixels += image.shape[0] * image.shape[1]

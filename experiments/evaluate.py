@@ -17,6 +17,7 @@ flags.DEFINE_string("images", "embedded", "Image folder, or 'embedded'.")
 flags.DEFINE_string("codecs", "", "Zoo codecs to measure beside it; bare lossy names expand to their sweep.")
 flags.DEFINE_string("out", None, "Report folder (default WORKDIR/eval).")
 flags.DEFINE_integer("limit", 0, "Use only the first N images (0: all).")
+flags.DEFINE_integer("crop", 0, "Code only the central NxN crop of each image (0: whole images).")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -35,7 +36,7 @@ def _evaluate():
 
   codec = LearnedCodec.from_path(FLAGS.workdir, name="learned")
   specs = bench.expand_sweeps([spec.strip() for spec in FLAGS.codecs.split(",") if spec.strip()])
-  records = bench.run_bench([codec] + specs, data.image_set(FLAGS.images, FLAGS.limit))
+  records = bench.run_bench([codec] + specs, data.image_set(FLAGS.images, FLAGS.limit, FLAGS.crop))
   paths = bench.write_reports(records, FLAGS.out or Path(FLAGS.workdir) / "eval")
   print(paths["markdown"].read_text(), end="")
 

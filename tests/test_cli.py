@@ -58,6 +58,10 @@ def _one_line(err):
     (["compress", "-m", "png", "{rgba}", "{tmp}/o"], 2, "RGB only"),
     (["compress", "-m", "png", "{garbage}", "{tmp}/o"], 2, "cannot read image"),
     (["bench", "-m", "png", "--images", "{tmp}/none", "--out", "{tmp}/b"], 2, "no such image folder"),
+    (["compress", "-m", "png", "--label-map", "{labels}", "{png}", "{tmp}/o"], 2, "takes no label_map"),
+    (["compress", "-m", "png", "--label-map", "{png}", "{png}", "{tmp}/o"], 2, "8-bit grey"),
+    (["decompress", "--max-pixels", "100", "{packed}", "{tmp}/o.png"], 1, "over the limit of 100"),
+    (["decompress", "--max-pixels", "0", "{packed}", "{tmp}/o.png"], 2, "must be positive"),
 ])
 def test_errors_are_one_line(argv, code, message, png_file, tmp_path, capsys):
   garbage = tmp_path / "garbage.bin"
@@ -68,11 +72,94 @@ def test_errors_are_one_line(argv, code, message, png_file, tmp_path, capsys):
   truncated.write_bytes(packed.read_bytes()[:-10])
   rgba = tmp_path / "rgba.png"
   Image.fromarray(np.zeros((4, 4, 4), np.uint8)).save(rgba)
+  labels = tmp_path / "labels.png"
+  Image.fromarray(np.zeros((23, 37), np.uint8)).save(labels)
   capsys.readouterr()
-  names = dict(png=png_file, tmp=tmp_path, garbage=garbage, packed=packed, truncated=truncated, rgba=rgba)
+  names = dict(png=png_file, tmp=tmp_path, garbage=garbage, packed=packed, truncated=truncated, rgba=rgba,
+               labels=labels)
   result = run([a.format(**names) for a in argv], capsys)
   assert result[0] == code
   assert message in _one_line(result[2])
+
+
+def test_info_and_models_state_the_decode_guarantee(png_file, tmp_path, capsys):
+  lines = {line.split("\t")[0]: line for line in run(["models"], capsys)[1].splitlines()}
+  assert "decode: exact on any backend" in lines["cpm-mid"] and "tables ship inside the weights" in lines["bmshj2018-factorized"]
+  assert "decode: same backend only" in lines["l3c"]
+  packed = tmp_path / "x.czoo"
+  assert run(["compress", "-m", "bmshj2018-factorized", str(png_file), str(packed)], capsys)[0] == 0
+  assert "decode:   exact on any backend: symbols decode exactly (integer coding tables ship" in run(["info", str(packed)], capsys)[1]
+
+
+def test_output_that_is_the_input_is_refused_and_the_input_kept(png_file, tmp_path, capsys):
+  original = png_file.read_bytes()
+  code, _, err = run(["compress", "-m", "png", "--force", str(png_file), str(png_file)], capsys)
+  assert code == 2 and "is the input" in _one_line(err)
+  link = tmp_path / "link.png"
+  link.symlink_to(png_file)
+  assert run(["compress", "-m", "png", "--force", str(png_file), str(link)], capsys)[0] == 2
+  assert png_file.read_bytes() == original
+  packed = tmp_path / "x.czoo"
+  run(["compress", "-m", "png", str(png_file), str(packed)], capsys)
+  assert run(["decompress", "--force", str(packed), str(packed)], capsys)[0] == 2
+
+
+def test_existing_outputs_are_kept_unless_forced(png_file, tmp_path, capsys):
+  packed, restored = tmp_path / "x.czoo", tmp_path / "out.png"
+  for path in (packed, restored):
+    path.write_bytes(b"precious")
+  code, _, err = run(["compress", "-m", "png", str(png_file), str(packed)], capsys)
+  assert code == 2 and "exists; use --force" in _one_line(err) and packed.read_bytes() == b"precious"
+  assert run(["compress", "-m", "png", "-f", str(png_file), str(packed)], capsys)[0] == 0
+  assert packed.read_bytes().startswith(b"CZOO")
+  assert run(["decompress", str(packed), str(restored)], capsys)[0] == 2 and restored.read_bytes() == b"precious"
+  assert run(["decompress", "--force", str(packed), str(restored)], capsys)[0] == 0
+  assert np.array_equal(np.asarray(Image.open(restored)), np.asarray(Image.open(png_file)))
+
+
+def test_failed_and_interrupted_runs_leave_no_partial_output(png_file, tmp_path, capsys, monkeypatch):
+  import os
+  packed, restored = tmp_path / "x.czoo", tmp_path / "out.png"
+  run(["compress", "-m", "png", str(png_file), str(packed)], capsys)
+  damaged = tmp_path / "damaged.czoo"
+  damaged.write_bytes(packed.read_bytes()[:-3])
+  assert run(["decompress", str(damaged), str(restored)], capsys)[0] == 1
+
+  def full_disk(fd):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "fsync", full_disk)
+  code, _, err = run(["compress", "-m", "png", str(png_file), str(tmp_path / "y.czoo")], capsys)
+  assert code == 1 and "No space left" in _one_line(err)
+  monkeypatch.undo()
+
+  def interrupted(source, target):  # Ctrl-C between writing the data and renaming it into place
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(os, "replace", interrupted)
+  assert run(["decompress", str(packed), str(restored)], capsys)[0] == 130
+  assert run(["compress", "-m", "png", str(png_file), str(tmp_path / "y.czoo")], capsys)[0] == 130
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.czoo", "in.png", "x.czoo"]
+
+
+def test_compress_and_decompress_import_no_training_code(tmp_path):
+  """Shipped models load from their exports alone: no trainer, orbax, data pipeline or TensorBoard.
+  (optax is imported by Flax NNX itself, so it is allowed only if flax.nnx is what brought it.)"""
+  script = f"""
+import sys
+from compzoo import cli
+assert cli.main(["compress", "-m", "cpm-mid", {str(tmp_path / "in.png")!r}, {str(tmp_path / "x.czoo")!r}]) == 0
+assert cli.main(["decompress", {str(tmp_path / "x.czoo")!r}, {str(tmp_path / "out.png")!r}]) == 0
+heavy = ("compzoo.train", "compzoo.checkpoints", "compzoo.data.pipeline", "orbax", "grain", "tensorflow_datasets",
+         "tensorboardX")
+print(sorted(m for m in sys.modules if m.split(".")[0] in heavy or any(m.startswith(h) for h in heavy)))
+"""
+  import skimage.data
+  from compzoo.data import save_image
+  save_image(tmp_path / "in.png", skimage.data.astronaut()[:40, :56])
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_debug_shows_traceback(capsys):
@@ -124,7 +211,7 @@ def test_bench_sweep_expands_families(tmp_path, capsys, monkeypatch):
   code, _, _ = run(["bench", "-m", "jpeg,png", "--sweep", "--out", str(tmp_path), "--quiet"], capsys)
   assert code == 0
   codecs = [r["codec"] for r in json.loads((tmp_path / "results.json").read_text())]
-  assert codecs == zoo.get("jpeg").sweep_names() + ["png"]
+  assert codecs == zoo.sweep_names(zoo.get("jpeg")) + ["png"]
 
 
 def test_bench_crop_codes_central_crops(tmp_path, capsys, monkeypatch):

@@ -1,13 +1,20 @@
-"""Local folders through the TFDS builder (array_record, no TensorFlow), the 'tfds' loader on the same
-records, and the grain pipeline: crops, flips, and batches that depend only on (seed, step)."""
+"""Local data through the TFDS builders (array_record, no TensorFlow): image folders, paired image/label
+folders, class-labelled zips and MNIST IDX files become records; the 'tfds' loader reads the same records
+by name; the grain pipeline crops and flips every spatial key together, and batches depend only on
+(seed, step)."""
+
+import gzip
+import io
+import struct
+import zipfile
 
 import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
-from compzoo.data import pipeline
-from compzoo.data.folder_dataset import downscale_image, prepare_folder
+from compzoo.data import builders, pipeline
+from compzoo.data.builders import downscale_image, downscale_label_map, prepare
 from compzoo.errors import UsageError
 
 
@@ -26,76 +33,177 @@ def folder(tmp_path_factory):
 
 
 def _by_name(source):
-  return {record["name"].decode() if isinstance(record["name"], bytes) else record["name"]: record["image"]
+  return {record["name"].decode() if isinstance(record["name"], bytes) else record["name"]: record
           for record in (source[i] for i in range(len(source)))}
 
 
 def test_folder_splits_hold_the_images_exactly(folder, tmp_path):
   root, images = folder
-  splits = prepare_folder(root, tmp_path)
+  splits = prepare("folder", root, tmp_path)
   assert {k: len(v) for k, v in splits.items()} == {"train": 5, "val": 2}
   decoded = {**_by_name(splits["train"]), **_by_name(splits["val"])}
   assert decoded.keys() == images.keys()
   for name, image in images.items():
-    np.testing.assert_array_equal(decoded[name], image)
+    np.testing.assert_array_equal(decoded[name]["image"], image)
 
 
 def test_downscaled_folders_are_a_separate_cache(folder, tmp_path):
   root, images = folder
-  splits = prepare_folder(root, tmp_path, downscale=2)
-  for name, image in _by_name(splits["val"]).items():
-    np.testing.assert_array_equal(image, downscale_image(images[name], 2))
+  splits = prepare("folder", root, tmp_path, downscale=2)
+  for name, record in _by_name(splits["val"]).items():
+    np.testing.assert_array_equal(record["image"], downscale_image(images[name], 2))
   assert len(list((tmp_path / "image_folder_dataset").iterdir())) == 1
   assert downscale_image(np.full((5, 4, 3), 7, np.uint8), 2).shape == (2, 2, 3)
 
 
+def test_label_maps_downscale_to_the_majority_class():
+  labels = np.array([[1, 1, 2, 3], [1, 0, 3, 2], [5, 5, 4, 4], [6, 6, 4, 4]], np.uint8)
+  assert downscale_label_map(labels, 2).tolist() == [[1, 2], [5, 4]]  # a 2-2 tie goes to the lower id
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory):
+  """CamVid's layout: <split>/images and <split>/labels, where each label is the image's red channel // 64."""
+  root = tmp_path_factory.mktemp("paired")
+  rng = np.random.default_rng(1)
+  for split, count in (("train", 3), ("test", 1)):
+    for sub in ("images", "labels"):
+      (root / split / sub).mkdir(parents=True)
+    for i in range(count):
+      image = rng.integers(0, 256, (18, 26, 3), dtype=np.uint8)
+      Image.fromarray(image).save(root / split / "images" / f"{i}.png")
+      Image.fromarray(image[..., 0] // 64).save(root / split / "labels" / f"{i}.png")
+  return root
+
+
+def test_paired_folders_give_images_with_their_label_maps(paired, tmp_path):
+  splits = prepare("paired_folders", paired, tmp_path)
+  assert {k: len(v) for k, v in splits.items()} == {"train": 3, "test": 1}
+  source = pipeline.RecordSource(splits["train"])
+  for i in range(len(source)):
+    record = source[i]
+    assert set(record) == {"image", "label_map"} and record["label_map"].shape == (18, 26)
+    np.testing.assert_array_equal(record["label_map"], record["image"][..., 0] // 64)
+
+
+def test_crops_and_flips_move_label_maps_with_their_images(paired, tmp_path):
+  data = ml_collections.ConfigDict(dict(source="paired_folders", path=str(paired), data_dir=str(tmp_path)))
+  source = pipeline.record_source(data, "train")
+  flipped = 0
+  for step, batch in zip(range(12), pipeline.train_batches(source, crop=12, batch_size=3, seed=2)):
+    assert batch["image"].shape == (3, 12, 12, 3) and batch["label_map"].shape == (3, 12, 12)
+    np.testing.assert_array_equal(batch["label_map"], batch["image"][..., 0] // 64)
+    flipped += sum(not any(np.array_equal(image, source[i]["image"][r:r + 12, c:c + 12])
+                           for i in range(3) for r in range(7) for c in range(15)) for image in batch["image"])
+  assert flipped > 0  # some crops were mirrored, and their label maps with them
+  small = {"image": np.zeros((5, 7, 3), np.uint8), "label_map": np.ones((5, 7), np.uint8)}
+  padded = pipeline.random_crop_flip(small, 9, np.random.default_rng(0))
+  assert padded["image"].shape == (9, 9, 3) and (padded["label_map"] == 1).all()
+  evaluation = pipeline.eval_batch(source, 8, 2)
+  np.testing.assert_array_equal(evaluation["label_map"], evaluation["image"][..., 0] // 64)
+
+
+def test_class_zips_label_images_by_folder(tmp_path):
+  rng = np.random.default_rng(2)
+  expected = {}
+  for split in ("train", "test"):
+    with zipfile.ZipFile(tmp_path / f"{split}.zip", "w") as archive:
+      for cls in ("cat", "airplane", "dog"):
+        image = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        archive.writestr(f"{cls}/{split}0.png", buffer.getvalue())
+        expected[f"{cls}/{split}0.png"] = (image, sorted(["cat", "airplane", "dog"]).index(cls))
+  splits = prepare("class_zips", tmp_path, tmp_path / "tfds")
+  assert {k: len(v) for k, v in splits.items()} == {"train": 3, "test": 3}
+  for split in splits.values():
+    for name, record in _by_name(split).items():
+      image, label = expected[name]
+      np.testing.assert_array_equal(record["image"], image)
+      assert pipeline.RecordSource(split)[0]["label"].dtype == np.int32 and int(record["label"]) == label
+
+
+def _write_idx(folder, images, labels):
+  with gzip.open(folder / builders.MNIST_FILES[0], "wb") as f:
+    f.write(struct.pack(">IIII", 2051, len(images), 28, 28) + images.tobytes())
+  with gzip.open(folder / builders.MNIST_FILES[1], "wb") as f:
+    f.write(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+
+
+def test_mnist_idx_splits_in_a_fixed_order(tmp_path, monkeypatch):
+  monkeypatch.setattr(builders, "MNIST_TRAIN", 7)
+  rng = np.random.default_rng(3)
+  images, labels = rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), np.arange(10, dtype=np.uint8)
+  _write_idx(tmp_path, images, labels)
+  splits = prepare("mnist_idx", tmp_path, tmp_path / "tfds")
+  assert {k: len(v) for k, v in splits.items()} == {"train": 7, "test": 3}
+  seen = []
+  for split in splits.values():
+    for i in range(len(split)):
+      record = pipeline.RecordSource(split)[i]
+      assert record["image"].shape == (28, 28, 1)
+      np.testing.assert_array_equal(record["image"][..., 0], images[record["label"]])
+      seen.append(int(record["label"]))
+  assert sorted(seen) == list(range(10))
+  (tmp_path / "bad").mkdir()
+  _write_idx(tmp_path / "bad", images, labels[:9])
+  with pytest.raises(UsageError, match="matching length"):
+    prepare("mnist_idx", tmp_path / "bad", tmp_path / "tfds")
+
+
 def test_tfds_loader_reads_prepared_records_by_name(folder, tmp_path):
   root, images = folder
-  prepare_folder(root, tmp_path)
+  prepare("folder", root, tmp_path)
   (config_dir,) = (tmp_path / "image_folder_dataset").iterdir()
   data = ml_collections.ConfigDict(dict(source="tfds", name=f"image_folder_dataset/{config_dir.name}",
-                                        data_dir=str(tmp_path)))
-  source = pipeline.image_source(data, "val")
-  assert len(source) == 2
-  assert set(_by_name(source)) == {"val0.png", "val1.png"}
+                                        data_dir=str(tmp_path), rename={"image": "image"}))
+  source = pipeline.record_source(data, "val")
+  assert len(source) == 2 and set(source[0]) == {"image"}
   data.name = "no_such_dataset"
   with pytest.raises(UsageError, match="cannot open TFDS dataset"):
-    pipeline.image_source(data, "train")
+    pipeline.record_source(data, "train")
 
 
 def test_batches_depend_only_on_seed_and_step(folder, tmp_path):
   root, _ = folder
-  source = prepare_folder(root, tmp_path)["train"]
+  source = pipeline.RecordSource(prepare("folder", root, tmp_path)["train"])
   run = pipeline.train_batches(source, crop=24, batch_size=3, seed=5)
-  batches = [next(run) for _ in range(6)]
+  batches = [next(run)["image"] for _ in range(6)]
   assert batches[0].shape == (3, 24, 24, 3) and batches[0].dtype == np.uint8
   resumed = pipeline.train_batches(source, crop=24, batch_size=3, seed=5, start_step=4)
-  np.testing.assert_array_equal(next(resumed), batches[4])
+  np.testing.assert_array_equal(next(resumed)["image"], batches[4])
   other = pipeline.train_batches(source, crop=24, batch_size=3, seed=6)
-  assert not np.array_equal(next(other), batches[0])
-
-
-def test_crops_pad_small_images_and_flip():
-  rng = np.random.default_rng(0)
-  image = rng.integers(0, 256, (5, 9, 3), dtype=np.uint8)
-  crops = [pipeline.random_crop_flip(image, 8, rng) for _ in range(40)]
-  assert all(c.shape == (8, 8, 3) for c in crops)
-  assert any(np.array_equal(c[:5, :8], image[:, :8]) for c in crops)
-  assert any(np.array_equal(c[:5, :8], image[:, ::-1][:, :8]) for c in crops)  # some are flipped
-  assert pipeline.center_crop(image, 4).shape == (4, 4, 3)
+  assert not np.array_equal(next(other)["image"], batches[0])
 
 
 def test_bad_sources_are_usage_errors(tmp_path):
-  with pytest.raises(UsageError, match="no such image folder"):
-    prepare_folder(tmp_path / "missing", tmp_path)
+  with pytest.raises(UsageError, match="no such data folder"):
+    prepare("folder", tmp_path / "missing", tmp_path)
   (tmp_path / "empty").mkdir()
   with pytest.raises(UsageError, match="no images"):
-    prepare_folder(tmp_path / "empty", tmp_path / "tfds")
+    prepare("folder", tmp_path / "empty", tmp_path / "tfds")
   with pytest.raises(UsageError, match="unknown data source"):
-    pipeline.image_source(ml_collections.ConfigDict(dict(source="ftp")), "train")
+    pipeline.record_source(ml_collections.ConfigDict(dict(source="ftp")), "train")
+  with pytest.raises(UsageError, match="label_map"):
+    pipeline.random_crop_flip({"image": np.zeros((4, 4, 3)), "label_map": np.zeros((3, 4))}, 2,
+                              np.random.default_rng(0))
 
 
 def test_embedded_default_splits():
   data = ml_collections.ConfigDict(dict(source="embedded"))
-  assert len(pipeline.image_source(data, "train")) == 4
-  assert len(pipeline.image_source(data, "val")) == 1
+  assert len(pipeline.record_source(data, "train")) == 4
+  assert len(pipeline.record_source(data, "val")) == 1
+
+
+def test_the_shared_mnist_files_become_8000_and_2000_records(tmp_path):
+  from conftest import SHARED
+  folder = SHARED / "data" / "mnist"
+  if not folder.is_dir():
+    pytest.skip(f"MNIST not found at {folder}")
+  splits = prepare("mnist_idx", folder, tmp_path)
+  counts = np.zeros(10, int)
+  for split in splits.values():
+    source = pipeline.RecordSource(split)
+    counts += np.bincount([int(source[i]["label"]) for i in range(len(source))], minlength=10)
+  assert {k: len(v) for k, v in splits.items()} == {"train": 8000, "test": 2000}
+  assert counts.tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # MNIST's test labels

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from compzoo import models
-from compzoo.train import checkpoint
+import pytest
+
+from compzoo import exports, models
 from train_helpers import tiny_config
+
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,8 +22,8 @@ def _app(name, *args):
 
 def test_evaluate_benches_a_model_beside_zoo_codecs(tmp_path):
   config = tiny_config()
-  checkpoint.export(tmp_path / "export", config, models.build(config.model))
-  result = _app("evaluate", f"--workdir={tmp_path / 'export'}", "--images=embedded", "--codecs=jpeg:quality=50",
+  exports.write(tmp_path / "export", config, models.build(config.model))
+  result = _app("evaluate", f"--workdir={tmp_path / 'export'}", "--images=embedded", "--crop=64", "--codecs=jpeg:quality=50",
                 f"--out={tmp_path / 'report'}")
   assert result.returncode == 0, result.stderr[-2000:]
   rows = json.loads((tmp_path / "report" / "results.json").read_text())

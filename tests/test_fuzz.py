@@ -1,11 +1,15 @@
-"""1,000 damaged files per codec: only BitstreamError, never another exception, a hang or a wrong lossless
-image. experiments/fuzz_bitstreams.py runs the long version."""
+"""Damaged and crafted files: only ``BitstreamError``, never another exception, a hang or a wrong lossless
+image. 1,000 damaged files per codec, payloads damaged behind valid checksums, and decompression bombs
+(valid files whose header claims a huge image) for every codec. experiments/fuzz_bitstreams.py runs the
+long version and prints the bombs' timings."""
 
 import numpy as np
 import pytest
 
 from compzoo import zoo
-from compzoo.bench.fuzz import fuzz_codec
+from compzoo.bench.fuzz import LOOSE_STREAM_BOUND, check_crafted_headers, fuzz_codec
+
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
 CODECS = ["png", "webp-lossless", "jpeg2000-lossless", "jpegxl-lossless",
           "jpeg", "webp", "avif", "jpeg2000", "jpegxl", "bmshj2018-factorized",
@@ -29,3 +33,14 @@ def test_damaged_files_raise_only_bitstream_errors(name, image):
 @pytest.mark.parametrize("name", CODECS)
 def test_damaged_payloads_behind_valid_checksums(name, image):
   fuzz_codec(zoo.make_codec(name), image, cases=150, seed=11, rewrap=True)
+
+
+@pytest.mark.parametrize("name", sorted(set(zoo.entries()) - {"learned"}))
+def test_headers_claiming_huge_images_fail_fast_in_one_line(name, image):
+  codec = zoo.make_codec(name)
+  results = check_crafted_headers(codec, image, seconds=2.0)
+  assert len(results) == 4 + (name not in LOOSE_STREAM_BOUND) + bool(codec.max_pixels)
+  assert any("over the limit" in message for _, _, message in results)
+  if zoo.get(name).kind == "learned":
+    assert any("cannot hold" in message for _, _, message in results)  # the stream bound, not only limits
+

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from compzoo import bitstream, models
+from compzoo import bitstream, exports, models
 from compzoo.codecs.learned import LearnedCodec
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.models import l3c as l3c_lib
 from compzoo.models.l3c import L3C
 from compzoo.models.pixelcnn import PixelCNN
-from compzoo.train import checkpoint
 from compzoo.train.loop import train_and_evaluate
 
 KINDS = {"l3c": dict(auxiliary="learned"), "l3c-rgb": dict(auxiliary="rgb"),
@@ -34,8 +33,8 @@ def _total_bits(model, images):
 
 def _codec(tmp_path, model_config, name):
   config = ml_collections.ConfigDict(dict(model=model_config, objective=dict(name="lossless")))
-  checkpoint.export(tmp_path, config, models.build(config.model))
-  return LearnedCodec.from_path(tmp_path, name=name, lossless=True)
+  exports.write(tmp_path, config, models.build(config.model))
+  return LearnedCodec.from_path(tmp_path, name=name)
 
 
 @pytest.fixture(scope="module", params=sorted(KINDS))
@@ -105,6 +104,7 @@ def test_bits_are_reported_per_scale(astronaut):
   assert float(bits["z3"][0]) == pytest.approx(5 * 4 * 4 * np.log2(25), rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [dict(name="l3c", features=8, blocks=1, components=3),
                                    dict(name="pixelcnn", features=8, layers=3, components=3)])
 def test_training_lowers_the_loss(model, tmp_path):
@@ -141,8 +141,8 @@ def test_damaged_l3c_streams_are_bitstream_errors(l3c_codec, astronaut):
     with pytest.raises(BitstreamError):
       l3c_codec.decompress(payload)
   # A header claiming a huge image is refused at once: the top scale's fixed cost does not fit the stream.
-  huge = bitstream.pack(dataclasses.replace(container, shape=(20000, 20000, 3)))
-  with pytest.raises(BitstreamError, match="too short"):
+  huge = bitstream.pack(dataclasses.replace(container, shape=(9000, 9000, 3)))
+  with pytest.raises(BitstreamError, match="cannot hold a 9000x9000 image"):
     l3c_codec.decompress(huge)
 
 

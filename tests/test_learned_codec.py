@@ -6,11 +6,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from compzoo import bitstream, cli, models
+from compzoo import bitstream, cli, exports, models
 from compzoo.codecs.learned import LearnedCodec
 from compzoo.errors import BitstreamError
 from compzoo.models.bmshj2018 import STRIDE
-from compzoo.train import checkpoint
 from compzoo.train.loop import train_and_evaluate
 from train_helpers import tiny_config
 
@@ -18,7 +17,7 @@ from train_helpers import tiny_config
 def _export(path, seed):
   config = tiny_config()
   model = models.build(config.model, seed=seed)
-  checkpoint.export(path, config, model)
+  exports.write(path, config, model)
   return path
 
 
@@ -97,3 +96,41 @@ def test_cli_compresses_with_weights(weights, tmp_path, astronaut, capsys):
   assert cli.main(["compress", "-m", "learned", "--weights", str(tmp_path), str(tmp_path / "in.png"),
                    str(tmp_path / "y.czoo")]) == 2
   assert "neither an export" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["bmshj2018-factorized", "cpm-mid"])
+def test_shipped_tables_are_used_never_recomputed(name, astronaut, monkeypatch):
+  from compzoo import zoo
+  from compzoo.entropy.factorized import FactorizedDensity
+  from compzoo.models.cpm import ContextModelAutoencoder
+  image = np.ascontiguousarray(astronaut[:48, :64])
+  payload = zoo.make_codec(name).compress(image)
+
+  def forbidden(self):
+    raise AssertionError("coding tables recomputed at decode time")
+
+  monkeypatch.setattr(FactorizedDensity, "coding_tables", forbidden)
+  monkeypatch.setattr(ContextModelAutoencoder, "coding_tables", forbidden)
+  codec = zoo.make_codec(name)
+  assert codec.decompress(payload).shape == image.shape
+
+
+@pytest.mark.parametrize("name", ["bmshj2018-factorized", "cpm-low"])
+def test_latents_of_an_image_and_of_its_file_are_the_same(name, astronaut):
+  from compzoo import zoo
+  codec = zoo.make_codec(name)
+  image = np.ascontiguousarray(astronaut[:50, :70])
+  from_image, from_file = codec.latents(image), codec.latents(codec.compress(image))
+  stride = codec.model.STRIDE
+  assert from_image.shape[:2] == (-(-50 // stride), -(-70 // stride)) and from_image.dtype == np.float32
+  np.testing.assert_array_equal(from_image, from_file)
+  assert np.abs(from_image).sum() > 0
+
+
+def test_latents_need_a_lossy_model_and_a_matching_file(astronaut):
+  from compzoo import zoo
+  from compzoo.errors import UsageError
+  with pytest.raises(UsageError, match="no latent seam"):
+    zoo.make_codec("l3c").latents(astronaut[:16, :16])
+  with pytest.raises(BitstreamError, match="other weights"):
+    zoo.make_codec("cpm-mid").latents(zoo.make_codec("cpm-low").compress(astronaut[:16, :16]))

@@ -1,5 +1,6 @@
 """Each objective on a small problem where its loss (or the distance it minimises) falls, stepped through
-the loop's own jitted step; and the gradient-rule hook a model uses to bring its own learning rule."""
+the loop's own jitted step; and credit assignment through a recurrent model's unroll, chosen by the
+objective: truncated BPTT with a window past the end is BPTT bit for bit, shorter windows differ."""
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ from compzoo.rd import RDOutput
 from compzoo.train import mesh as mesh_lib
 from compzoo.train.adversarial import mmd
 from compzoo.train.loop import TrainState, compile_step
-from compzoo.train.objectives import SingleLoss, make_objective
+from compzoo.train.registry import make_objective
 
 DATA_MEAN = np.array([2.0, -1.0], np.float32)
 
@@ -66,7 +67,7 @@ class PointGenerator(nnx.Module):
     self.net = _mlp([4, 32, 2], rngs)
     self.discriminator = Discriminator(rngs)
 
-  def __call__(self, images, key=None):
+  def __call__(self, images, key=None, side=None):
     noise = jax.random.normal(jax.random.PRNGKey(0) if key is None else key, (images.shape[0], 4))
     return RDOutput(self.net(noise), {}, 1)
 
@@ -76,6 +77,7 @@ def _sample_distance(model):
   return float(np.linalg.norm(samples.mean(0) - DATA_MEAN))  # toy GANs oscillate in spread; the mean is robust
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", [
     dict(name="gan", loss="nonsaturating"),
     dict(name="gan", loss="hinge", feature_matching=1.0),
@@ -109,7 +111,7 @@ class PointAutoencoder(nnx.Module):
   def prior_sample(self, key, n):
     return jax.random.normal(key, (n, 2))
 
-  def __call__(self, x, key=None):
+  def __call__(self, x, key=None, side=None):
     return RDOutput(self.decoder(self.encode(x, key)), {}, 1)
 
 
@@ -118,6 +120,7 @@ def _manifold(i, n=128):
   return {"image": np.concatenate([3 * t + 5, np.tanh(t)], axis=1)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("penalty", ["mmd", "adversarial"])
 def test_wae_reconstructs_and_matches_the_prior(penalty):
   model, history = _train(PointAutoencoder(nnx.Rngs(1)), dict(name="wae", penalty=penalty, penalty_weight=1.0),
@@ -146,7 +149,7 @@ class PixelModel(nnx.Module):
     self.params = nnx.Param(jnp.zeros((3, 9)))
     self.mixture = DiscretizedLogisticMixture(components=3)
 
-  def __call__(self, images, key=None):
+  def __call__(self, images, key=None, side=None):
     images = jnp.asarray(images, jnp.float32)
     cond = jnp.broadcast_to(self.params[...], images.shape + (9,))
     bits = self.mixture.bits(images, cond)
@@ -162,76 +165,88 @@ def test_lossless_nll_falls_towards_the_entropy():
   assert np.mean([h["bpsp"] for h in history[-20:]]) < 5.0
 
 
-class Recurrence(nnx.Module):
-  """h_t = w h_{t-1} + x_t, fitted to a sequence made with w = 0.8. With ``truncation`` it brings its own
-  gradient rule, truncated BPTT, as the recurrent-refinement method does with BPTT/SAB/UORO/RTRL."""
+class LinearRecurrence(nnx.Module):
+  """h_t = tanh(w h_{t-1} + u x_t), output h_t: the per-step protocol the credit rules train through."""
 
-  rule_calls = []
+  def __init__(self, seed=0):
+    rng = np.random.default_rng(seed)
+    self.w = nnx.Param(jnp.asarray(rng.normal(0, 0.5, (4, 4)), jnp.float32))
+    self.u = nnx.Param(jnp.asarray(rng.normal(0, 0.5, (1, 4)), jnp.float32))
 
-  def __init__(self, truncation=0):
-    self.w = nnx.Param(jnp.asarray(0.1))
-    self.truncation = truncation
+  def init_carry(self, batch):
+    return jnp.zeros((batch["image"].shape[0], 4))
 
-  def __call__(self, x, key=None, truncation=0):
-    h, outputs = jnp.zeros(x.shape[0]), []
-    for t in range(x.shape[1]):
-      if truncation and t % truncation == 0:
-        h = jax.lax.stop_gradient(h)
-      h = self.w[...] * h + x[:, t]
-      outputs.append(h)
-    return RDOutput(jnp.stack(outputs, 1), {}, 1)
+  def step(self, carry, inputs_t):
+    carry = jnp.tanh(carry @ self.w[...] + inputs_t[:, None] @ self.u[...])
+    return carry, carry[:, 0]
 
-
-class TruncatedRecurrence(Recurrence):
-  def gradient_rule(self, loss_fn, batch, key):
-    Recurrence.rule_calls.append(1)  # runs while tracing: once per compilation
-    truncated = lambda model, batch, key: loss_fn(model, batch, key, truncation=self.truncation)
-    return nnx.value_and_grad(truncated, has_aux=True)(self, batch, key)
+  def unroll(self, batch):
+    return batch["image"].T, batch["target"].T  # time-major
 
 
-class FitSequence(SingleLoss):
-  def loss(self, model, batch, key, truncation=0):
-    error = jnp.mean(jnp.square(model(batch["image"], truncation=truncation).reconstruction - batch["target"]))
-    return error, {"loss": error}
-
-
-def _sequence():
-  x = np.random.default_rng(0).normal(size=(16, 12)).astype(np.float32)
+def _sequence(steps=12):
+  x = np.random.default_rng(0).normal(size=(16, steps)).astype(np.float32)
   target = np.zeros_like(x)
-  for t in range(12):
-    target[:, t] = (0.8 * target[:, t - 1] if t else 0) + x[:, t]
+  for t in range(steps):
+    target[:, t] = np.tanh(0.8 * (target[:, t - 1] if t else 0) + x[:, t])
   return {"image": x, "target": target}
 
 
-def _sgd_steps(model, steps):
-  sgd = dict(name="sgd", learning_rate=0.01, momentum=0.0)
-  model, history = _run(model, FitSequence(), sgd, lambda i: _sequence(), steps)
-  return float(model.w[...]), [float(h["loss"]) for h in history]
+def _gradient(credit, steps="all"):
+  objective = make_objective(ml_collections.ConfigDict(dict(name="recurrent", credit=credit, steps=steps)))
+  model = LinearRecurrence()
+  before = {k: np.asarray(v) for k, v in nnx.to_pure_dict(nnx.state(model)).items()}
+  sgd = nnx.Optimizer(model, optax.sgd(1.0), wrt=nnx.Param)
+  metrics = objective.update(model, {"model": sgd}, _sequence(), None)
+  after = nnx.to_pure_dict(nnx.state(model))
+  return {k: before[k] - np.asarray(after[k]) for k in before}, metrics  # lr 1: the gradient itself
 
 
-def test_models_can_supply_their_own_gradient_rule():
+def test_truncated_bptt_with_a_window_past_the_end_is_bptt_exactly():
+  full, metrics = _gradient("bptt")
+  for window in (12, 50):
+    truncated, _ = _gradient(f"tbptt:{window}")
+    for name in full:
+      np.testing.assert_array_equal(truncated[name], full[name])  # bit for bit
+  one, _ = _gradient("tbptt:1")
+  three, _ = _gradient("tbptt:3")
+  assert not np.allclose(one["w"], full["w"]) and not np.allclose(three["w"], full["w"])
+  assert not np.allclose(one["w"], three["w"])
+  # With a window of 1 the output unit's own input weight still learns, but the units that reach the
+  # output only through earlier steps get nothing: exactly what truncation means.
+  assert one["u"][0, 0] != 0 and (one["u"][0, 1:] == 0).all() and (full["u"][0, 1:] != 0).all()
+  assert set(metrics) >= {"loss", "loss/first_step", "loss/last_step", "grad_norm"}
+
+
+def test_bptt_matches_an_explicit_unrolled_gradient():
   batch = _sequence()
 
-  def reference_gradient(truncation):
-    loss = lambda w: FitSequence().loss(_with_w(w), batch, None, truncation=truncation)[0]
-    return float(jax.grad(loss)(jnp.asarray(0.1)))
+  def loss(w, u):
+    h, total = jnp.zeros((16, 4)), 0.0
+    for t in range(12):
+      h = jnp.tanh(h @ w + batch["image"][:, t:t + 1] @ u)
+      total += jnp.mean(jnp.square(batch["target"][:, t] - h[:, 0]))
+    return total
 
-  Recurrence.rule_calls.clear()
-  w_full, _ = _sgd_steps(Recurrence(), 1)
-  assert not Recurrence.rule_calls
-  w_truncated, losses = _sgd_steps(TruncatedRecurrence(truncation=1), 1)
-  assert Recurrence.rule_calls, "the loop must use the model's gradient rule"
-  np.testing.assert_allclose(w_full, 0.1 - 0.01 * reference_gradient(0), rtol=1e-5)
-  np.testing.assert_allclose(w_truncated, 0.1 - 0.01 * reference_gradient(1), rtol=1e-5)
-  assert abs(w_full - w_truncated) > 1e-3
-  _, losses = _sgd_steps(TruncatedRecurrence(truncation=3), 60)
-  assert losses[-1] < 0.2 * losses[0]
+  model = LinearRecurrence()
+  expected = jax.grad(loss, argnums=(0, 1))(model.w[...], model.u[...])
+  got, _ = _gradient("bptt")
+  np.testing.assert_allclose(got["w"], expected[0], rtol=2e-5, atol=1e-6)
+  np.testing.assert_allclose(got["u"], expected[1], rtol=2e-5, atol=1e-6)
 
 
-def _with_w(w):
-  model = Recurrence()
-  model.w = nnx.Param(w)
-  return model
+def test_per_step_losses_are_the_objective_s_choice():
+  every, every_metrics = _gradient("bptt", steps="all")
+  last, last_metrics = _gradient("bptt", steps="last")
+  assert not np.allclose(every["w"], last["w"])
+  assert float(last_metrics["loss/first_step"]) == 0.0 < float(every_metrics["loss/first_step"])
+  assert np.isclose(float(last_metrics["loss"]), float(last_metrics["loss/last_step"]))
+
+
+def test_recurrent_training_through_the_loop_step_lowers_the_loss():
+  objective = dict(name="recurrent", credit="tbptt:4")
+  _, history = _train(LinearRecurrence(), objective, lambda i: _sequence(), 80, learning_rate=3e-2)
+  assert history[-1]["loss"] < 0.3 * history[0]["loss"]
 
 
 def test_unknown_objectives_and_settings_are_usage_errors():
@@ -242,3 +257,6 @@ def test_unknown_objectives_and_settings_are_usage_errors():
     make_objective(ml_collections.ConfigDict(dict(name="rate_distortion", lambda_=1)))
   with pytest.raises(UsageError, match="hinge"):
     make_objective(ml_collections.ConfigDict(dict(name="gan", loss="wasserstein")))
+  for credit in ("tbptt:0", "tbptt", "sab:2", "bptt:3"):
+    with pytest.raises(UsageError, match="credit|truncated"):
+      make_objective(ml_collections.ConfigDict(dict(name="recurrent", credit=credit)))

@@ -11,7 +11,8 @@ import pytest
 from flax import serialization
 
 from compzoo.errors import CompzooError, UsageError
-from compzoo.train.checkpoint import PARAMS_FILE, Checkpoints
+from compzoo.checkpoints import Checkpoints
+from compzoo.exports import PARAMS_FILE
 from compzoo.train.loop import train_and_evaluate
 from train_helpers import tiny_config
 
@@ -38,6 +39,7 @@ def test_run_writes_metrics_events_checkpoints_and_export(tmp_path):
   assert (tmp_path / "export" / "config.json").is_file()
 
 
+@pytest.mark.slow
 def test_stopped_and_resumed_run_ends_with_the_same_parameters(tmp_path):
   config = tiny_config()
   train_and_evaluate(config, tmp_path / "straight", progress=False)
@@ -86,6 +88,7 @@ def _train_app(*args):
                         text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_absl_app_trains_the_tiny_config_and_its_loss_falls(tmp_path):
   result = _train_app("--config=experiments/configs/bmshj2018_factorized.py:tiny", f"--workdir={tmp_path}",
                       "--config.data.source=embedded", "--config.train.steps=40", "--noprogress")
@@ -95,11 +98,12 @@ def test_absl_app_trains_the_tiny_config_and_its_loss_falls(tmp_path):
   assert len(losses) == 4 and losses[-1] < 0.5 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_absl_app_reports_bad_input_in_one_line(tmp_path):
   result = _train_app("--config=experiments/configs/bmshj2018_factorized.py:tiny", f"--workdir={tmp_path}",
                       "--config.data.source=folder", f"--config.data.path={tmp_path}/missing", "--noprogress")
   assert result.returncode == 1
-  assert result.stderr.strip().splitlines()[-1].startswith("error: no such image folder")
+  assert result.stderr.strip().splitlines()[-1].startswith("error: no such data folder")
   result = _train_app("--config=experiments/configs/bmshj2018_factorized.py:huge", f"--workdir={tmp_path}")
   assert result.returncode != 0 and "unknown variant" in result.stderr
   result = _train_app(f"--workdir={tmp_path}")

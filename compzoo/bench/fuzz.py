@@ -3,6 +3,7 @@
 Two depths: whole files (the container's checks must catch everything), and payloads re-wrapped with a
 valid checksum (the codecs' own decoders must fail cleanly, and lossless codecs must never return a
 wrong image). Each decode runs under an alarm, so a hang becomes a failure rather than a stuck run.
+``crafted_headers`` builds decompression bombs: valid files whose header claims a huge image.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import signal
 
 import numpy as np
 
+import math
+import time
+
 from compzoo import bitstream
+from compzoo.codecs.base import DEFAULT_MAX_PIXELS
 from compzoo.errors import BitstreamError
 
 
@@ -101,3 +106,61 @@ def fuzz_codec(codec, image: np.ndarray, cases: int, seed: int = 0, rewrap: bool
 
 def _on_alarm(signum, frame):
   raise TimeoutError
+
+
+# Codecs whose entropy model can code a near-constant image in almost no bits, so a small real stream may
+# honestly hold a large image (PixelCNN's mixtures put nearly all mass on one value): their claims are
+# bounded by their own pixel limit, not by the stream's length.
+LOOSE_STREAM_BOUND = frozenset({"pixelcnn"})
+
+
+def crafted_headers(codec, image: np.ndarray, real_streams: bool = True) -> list[tuple[str, bytes, int | None]]:
+  """Valid files (checksums right) of ``codec`` whose header claims a huge image:
+  -> [(case, file, max_pixels to decode it with)]. Every one must fail with a one-line ``BitstreamError``
+  before any real work: sizes over the default pixel limit or the codec's own, a user's raised limit
+  meeting the codec's own, and the largest size the codec accepts with its streams emptied (and, with
+  ``real_streams``, with the small image's real streams, which no learned codec may take for a huge one)."""
+  container = bitstream.unpack(codec.compress(image))
+  side = bitstream.MAX_SIDE
+  accepted = min(DEFAULT_MAX_PIXELS, codec.max_pixels or DEFAULT_MAX_PIXELS)
+  square = math.isqrt(accepted)
+  claims = [("container maximum", (side, side), container.streams, None),
+            ("just over the default limit", (DEFAULT_MAX_PIXELS // 8192 + 1, 8192), container.streams, None),
+            ("container maximum, limit raised", (side, side), container.streams, side * side),
+            ("largest accepted size, empty streams", (square, square), tuple(b"" for _ in container.streams), None)]
+  if codec.max_pixels:
+    claims.append(("just over the codec's own limit", (codec.max_pixels // 4096 + 1, 4096), container.streams, None))
+  if real_streams:
+    claims.append(("largest accepted size, the small image's streams", (square, square), container.streams, None))
+  return [(case, bitstream.pack(dataclasses.replace(container, shape=(h, w, 3), streams=streams)), limit)
+          for case, (h, w), streams, limit in claims]
+
+
+def check_crafted_headers(codec, image: np.ndarray, seconds: float = 2.0):
+  """Decodes every ``crafted_headers`` file; -> [(case, seconds taken, error message)]. Raises
+  ``FuzzFailure`` if one decodes, raises anything but a one-line ``BitstreamError`` or takes longer."""
+  results = []
+  real_streams = codec.name.split(":")[0] not in LOOSE_STREAM_BOUND
+  previous = signal.signal(signal.SIGALRM, _on_alarm)
+  try:
+    for case, data, limit in crafted_headers(codec, image, real_streams):
+      start = time.perf_counter()
+      signal.setitimer(signal.ITIMER_REAL, seconds)
+      try:
+        codec.decompress(data, max_pixels=limit)
+      except BitstreamError as e:
+        message = str(e)
+      except TimeoutError:
+        raise FuzzFailure(f"{codec.name}: {case}: still decoding after {seconds} s") from None
+      except Exception as e:
+        raise FuzzFailure(f"{codec.name}: {case}: raised {type(e).__name__}: {e}") from e
+      else:
+        raise FuzzFailure(f"{codec.name}: {case}: decoded an image")
+      finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+      if "\n" in message:
+        raise FuzzFailure(f"{codec.name}: {case}: a multi-line error: {message!r}")
+      results.append((case, time.perf_counter() - start, message))
+  finally:
+    signal.signal(signal.SIGALRM, previous)
+  return results

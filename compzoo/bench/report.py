@@ -10,7 +10,6 @@ import numpy as np
 
 from compzoo import zoo
 from compzoo.bench.bdrate import bd_rate, ms_ssim_db
-from compzoo.codecs.base import parse_codec_name
 
 _COLUMNS = ("bpp", "bpsp", "psnr", "ms_ssim", "encode_s", "decode_s")
 
@@ -49,7 +48,7 @@ def curves(summary) -> dict[str, list[dict]]:
   for row in summary:
     if row["exact"] or row["psnr"] is None:
       continue
-    name = parse_codec_name(row["codec"])[0]
+    name = zoo.parse_codec_name(row["codec"])[0]
     entry = registry.get(name)
     grouped.setdefault(entry.curve() if entry else name, []).append(row)
   return grouped

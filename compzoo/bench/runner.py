@@ -57,7 +57,7 @@ def expand_sweeps(specs: list[str]) -> list[str]:
       names.append(spec)
       continue
     for entry in zoo.family(spec) or [zoo.get(spec)]:
-      names += entry.sweep_names()
+      names += zoo.sweep_names(entry)
   return names
 
 

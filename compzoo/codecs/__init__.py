@@ -1,5 +1,6 @@
-"""Codecs: the shared interface, and the classic codecs learned ones are measured against."""
+"""Codecs: the shared interface, how modules declare zoo entries, classic codecs and learned ones."""
 
-from compzoo.codecs.base import Codec, check_image, format_codec_name, parse_codec_name
+from compzoo.codecs.base import DEFAULT_MAX_PIXELS, Codec, check_image
+from compzoo.codecs.entries import GUARANTEES, Param, ZooEntry
 
-__all__ = ["Codec", "check_image", "format_codec_name", "parse_codec_name"]
+__all__ = ["Codec", "DEFAULT_MAX_PIXELS", "GUARANTEES", "Param", "ZooEntry", "check_image"]

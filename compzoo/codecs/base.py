@@ -1,8 +1,9 @@
-"""The ``Codec`` interface shared by classic and learned codecs, and codec-name parsing.
+"""The ``Codec`` interface shared by classic and learned codecs.
 
-A codec turns a uint8 HxWx3 image into a self-describing compzoo file and back. Subclasses implement
-``encode_streams`` / ``decode_streams`` (payload only); this class owns the container, the shape checks,
-the content check and the wrapping of every decoder failure into ``BitstreamError``.
+A codec turns a uint8 HxWx3 image (plus side data where it needs some, such as a label map) into a
+self-describing compzoo file and back. Subclasses implement ``encode_streams`` / ``decode_streams``
+(payload only); this class owns the container, the shape and side-data checks, the decompression-bomb
+limits, the content check and the wrapping of every decoder failure into ``BitstreamError``.
 """
 
 from __future__ import annotations
@@ -14,25 +15,10 @@ import numpy as np
 from compzoo import bitstream
 from compzoo.errors import BitstreamError, CompzooError, UsageError
 
-
-def parse_codec_name(spec: str) -> tuple[str, dict[str, str]]:
-  """'jpeg:quality=75' -> ('jpeg', {'quality': '75'})."""
-  name, *settings = spec.strip().split(":")
-  params = {}
-  for setting in settings:
-    key, sep, value = setting.partition("=")
-    if not sep or not key or not value:
-      raise UsageError(f"bad codec parameter {setting!r} in {spec!r}: expected key=value")
-    if key in params:
-      raise UsageError(f"parameter {key!r} given twice in {spec!r}")
-    params[key] = value
-  if not name:
-    raise UsageError(f"empty codec name in {spec!r}")
-  return name, params
-
-
-def format_codec_name(name: str, params: dict) -> str:
-  return ":".join([name] + [f"{k}={v}" for k, v in sorted(params.items())])
+# Files claiming more pixels are refused before any work, as Pillow refuses images over 179 MP and
+# libjxl's tools over 2^28 pixels by default: a small file must never make a decoder allocate gigabytes.
+# ``decompress(..., max_pixels=N)`` (``compzoo decompress --max-pixels N``) overrides it.
+DEFAULT_MAX_PIXELS = 1 << 27  # 134 MP, e.g. 16384 x 8192
 
 
 def check_image(image) -> np.ndarray:
@@ -42,34 +28,69 @@ def check_image(image) -> np.ndarray:
   return np.array(image, order="C", copy=True)  # encoders reject views such as broadcast arrays
 
 
-class Codec(abc.ABC):
-  """compress(image) -> bytes; decompress(bytes) -> image. ``name`` includes every parameter."""
+def check_label_map(label_map, image_shape) -> np.ndarray:
+  """An H×W map of class ids for an H×W×3 image -> a C-ordered uint8 copy."""
+  label_map = np.asarray(label_map)
+  if label_map.ndim == 3 and label_map.shape[2] == 1:
+    label_map = label_map[..., 0]
+  if label_map.shape != tuple(image_shape[:2]) or not np.issubdtype(label_map.dtype, np.integer):
+    raise UsageError(f"a label map must be integer H×W {tuple(image_shape[:2])} like the image, "
+                     f"got {label_map.dtype} of shape {label_map.shape}")
+  if label_map.size and (label_map.min() < 0 or label_map.max() > 255):
+    raise UsageError("label map ids must lie in [0, 255]")
+  return np.array(label_map, np.uint8, order="C")
 
-  name: str
-  lossless: bool
+
+_SIDE_CHECKS = {"label_map": check_label_map}  # every kind of side data a codec may take, and its check
+
+
+class Codec(abc.ABC):
+  """compress(image) -> bytes; decompress(bytes) -> image.
+
+  ``name`` spells out every parameter and is fixed at construction (the zoo passes the canonical one);
+  ``side_inputs`` names the side data ``compress`` needs (e.g. ``("label_map",)``), none for most codecs;
+  ``max_pixels`` is the largest image the implementation will decode at all (learned codecs whose
+  decoding memory or time grows with the image set it lower than the default limit).
+  """
+
   weights_id: bytes = bitstream.NO_WEIGHTS
+  side_inputs: tuple[str, ...] = ()
+  max_pixels: int | None = None
+
+  def __init__(self, name: str, lossless: bool):
+    self.name = name
+    self.lossless = lossless
 
   @abc.abstractmethod
-  def encode_streams(self, image: np.ndarray) -> tuple[list[bytes], int | None]:
+  def encode_streams(self, image: np.ndarray, **side) -> tuple[list[bytes], int | None]:
     """-> (payload streams, content check or None). Lossless codecs need not give a check."""
 
   @abc.abstractmethod
   def decode_streams(self, streams: tuple[bytes, ...], shape: tuple[int, int, int]) -> tuple[np.ndarray, int | None]:
     """-> (image, content check computed the same way as in ``encode_streams``, or None)."""
 
-  def compress(self, image) -> bytes:
+  def check_claim(self, streams: tuple[bytes, ...], shape: tuple[int, int, int]) -> None:
+    """Raises ``BitstreamError`` when ``streams`` cannot hold an image of ``shape`` (too short for it), before
+    any decoding work. Codecs whose payload states its own size need not check: a mismatch fails after."""
+
+  def compress(self, image, **side) -> bytes:
     image = check_image(image)
-    streams, check = self.encode_streams(image)
+    side = self._check_side(image.shape, side)
+    self._check_size(image.shape, self.max_pixels, UsageError)
+    streams, check = self.encode_streams(image, **side)
     if self.lossless:
       check = bitstream.crc32(image)
     return bitstream.pack(bitstream.Container(self.name, image.shape, tuple(streams), self.weights_id, check))
 
-  def decompress(self, data: bytes) -> np.ndarray:
+  def decompress(self, data: bytes, max_pixels: int | None = None) -> np.ndarray:
     container = bitstream.unpack(data)
     if container.codec != self.name:
       raise BitstreamError(f"file was written by codec {container.codec!r}, not {self.name!r}")
     if container.weights_id != self.weights_id:
       raise BitstreamError(f"file needs weights {container.weights_id.hex()}, this codec has {self.weights_id.hex()}")
+    self._check_size(container.shape, max_pixels or DEFAULT_MAX_PIXELS, BitstreamError, "--max-pixels")
+    self._check_size(container.shape, self.max_pixels, BitstreamError)
+    self.check_claim(container.streams, container.shape)
     try:
       image, check = self.decode_streams(container.streams, container.shape)
     except CompzooError:
@@ -84,3 +105,20 @@ class Codec(abc.ABC):
     if container.content_check is not None and check != container.content_check:
       raise BitstreamError(f"{self.name}: decoded content fails its check: encoder and decoder disagree")
     return image
+
+  def _check_side(self, image_shape, side: dict) -> dict:
+    for key in side:
+      if key not in self.side_inputs:
+        takes = ", ".join(self.side_inputs) or "no side data"
+        raise UsageError(f"codec {self.name!r} takes no {key} (it takes {takes})")
+    missing = [key for key in self.side_inputs if side.get(key) is None]
+    if missing:
+      raise UsageError(f"codec {self.name!r} needs a {missing[0]} beside the image")
+    return {key: _SIDE_CHECKS[key](value, image_shape) for key, value in side.items()}
+
+  def _check_size(self, shape, limit, error, override: str = ""):
+    pixels = shape[0] * shape[1]
+    if limit is not None and pixels > limit:
+      hint = f" (raise it with {override})" if override else ""
+      verb = "file claims" if error is BitstreamError else "image has"
+      raise error(f"{self.name}: {verb} {shape[1]}x{shape[0]} = {pixels} pixels, over the limit of {limit}{hint}")

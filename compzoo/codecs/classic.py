@@ -11,14 +11,15 @@ import imagecodecs
 import numpy as np
 
 from compzoo.codecs.base import Codec
+from compzoo.codecs.entries import Param, ZooEntry
 from compzoo.errors import BitstreamError
-from compzoo.zoo import Param, ZooEntry, register
 
 
 class ImagecodecsCodec(Codec):
   """One payload stream holding the classic format's own file."""
 
-  def __init__(self, encode, decode):
+  def __init__(self, name: str, lossless: bool, encode, decode):
+    super().__init__(name, lossless)
     self._encode, self._decode = encode, decode
 
   def encode_streams(self, image):
@@ -33,10 +34,13 @@ class ImagecodecsCodec(Codec):
     return image, None
 
 
+ENTRIES = []  # collected by compzoo/zoo.py
+
+
 def _entry(name, description, lossless, encode, decode, params=None, sweep=()):
-  def build(**kwargs):
-    return ImagecodecsCodec(lambda image: encode(image, **kwargs), decode)
-  register(ZooEntry(name, description, lossless, build, params or {}, tuple(sweep)))
+  def build(canonical, **kwargs):
+    return ImagecodecsCodec(canonical, lossless, lambda image: encode(image, **kwargs), decode)
+  ENTRIES.append(ZooEntry(name, description, lossless, build, params or {}, tuple(sweep)))
 
 
 _entry("png", "PNG, zlib level 9", True,

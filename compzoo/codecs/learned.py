@@ -1,9 +1,10 @@
 """Learned codecs: a trained model bound to its weights, coding through the model's ``CodingModel`` methods.
 
-Shipped weights live in compzoo/weights/<entry>/<point>/ (config.json + params.msgpack, see
-compzoo/train/checkpoint.py) and load with no download; ``LearnedCodec.from_path`` also takes any training
-workdir or export. The weights id written into every file is a hash of the weights, so a file decodes only
-with the weights that wrote it.
+Shipped weights live in compzoo/weights/<entry>/[<point>/] (exports: config.json, params.msgpack and, for
+models with weight-only coding tables, tables.msgpack; see compzoo/exports.py) and load with no download
+and no training code. The entry ``learned`` takes any training workdir or export (``--weights DIR``).
+The weights id written into every file hashes the weights and tables, so a file decodes only with the
+weights that wrote it.
 """
 
 from __future__ import annotations
@@ -13,35 +14,61 @@ from pathlib import Path
 
 import numpy as np
 
-from compzoo import zoo
-from compzoo.codecs.base import Codec
-from compzoo.errors import UsageError
+from compzoo import bitstream
+from compzoo.codecs.base import Codec, check_image
+from compzoo.codecs.entries import Param, ZooEntry
+from compzoo.errors import BitstreamError, UsageError
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
+LEARNED = "learned"  # the entry for a user's own workdir or export
 
 
 class LearnedCodec(Codec):
-  def __init__(self, model, weights_id: bytes, lossless: bool, name: str):
-    for method in ("prepare_coding", "encode_image", "decode_image"):
+  def __init__(self, name: str, model, weights_id: bytes, tables=None):
+    for method in ("prepare_coding", "encode_image", "decode_image", "min_stream_bits"):
       if not hasattr(model, method):
         raise UsageError(f"model {type(model).__name__} cannot code images: it has no {method}()")
+    super().__init__(name, bool(model.LOSSLESS))
     self.model = model
     self.weights_id = weights_id
-    self.lossless = lossless
-    self.name = name
-    self._tables = model.prepare_coding()  # built once; encoder and decoder share them
+    self.guarantee = model.DECODE_GUARANTEE
+    self.max_pixels = getattr(model, "MAX_PIXELS", None)
+    self.side_inputs = tuple(getattr(model, "SIDE_INPUTS", ()))
+    if tables is None and hasattr(model, "coding_tables"):
+      tables = model.coding_tables()  # a workdir: built here, as its export would ship them
+    self._prepared = model.prepare_coding(tables)  # built once; encoder and decoder share it
 
   @classmethod
-  def from_path(cls, path, name: str = "learned", lossless: bool = False) -> "LearnedCodec":
-    from compzoo.train.checkpoint import load_model  # imported here: it pulls in orbax
-    _, model, weights_id = load_model(path)
-    return cls(model, weights_id, lossless, name)
+  def from_path(cls, path, name: str = LEARNED) -> "LearnedCodec":
+    from compzoo import exports  # imported here: it imports the model zoo (JAX, Flax)
+    export = exports.load(path)
+    return cls(name, export.model, export.weights_id, export.tables)
 
-  def encode_streams(self, image: np.ndarray):
-    return self.model.encode_image(image, self._tables)
+  def encode_streams(self, image: np.ndarray, **side):
+    return self.model.encode_image(image, self._prepared, **side)
 
   def decode_streams(self, streams, shape):
-    return self.model.decode_image(streams, shape, self._tables)
+    return self.model.decode_image(streams, shape, self._prepared)
+
+  def check_claim(self, streams, shape):
+    needed = self.model.min_stream_bits(shape, self._prepared)
+    have = 8 * sum(len(s) for s in streams)
+    if have < needed:
+      raise BitstreamError(f"{self.name}: {have} bits of streams cannot hold a {shape[1]}x{shape[0]} image "
+                           f"(it needs at least {needed:.0f})")
+
+  def latents(self, source) -> np.ndarray:
+    """The dequantized latents (h×w×C floats) of an image (uint8 H×W×3) or of a compressed file (bytes):
+    what a task head on compressed representations reads, without synthesizing pixels."""
+    if not hasattr(self.model, "latents_of_image"):
+      raise UsageError(f"{self.name} has no latent seam (lossless models code pixels, not latents)")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+      container = bitstream.unpack(bytes(source))
+      if container.codec != self.name or container.weights_id != self.weights_id:
+        raise BitstreamError(f"file was written by {container.codec!r} with other weights, not by {self.name!r}")
+      self.check_claim(container.streams, container.shape)
+      return self.model.latents_of_streams(container.streams, container.shape, self._prepared)
+    return self.model.latents_of_image(check_image(source))
 
 
 def shipped(entry: str, point: str = "") -> Path:
@@ -52,43 +79,44 @@ def shipped(entry: str, point: str = "") -> Path:
   return path
 
 
-def _bmshj2018_factorized(quality: int) -> LearnedCodec:
-  path = shipped("bmshj2018-factorized", f"q{quality}")
-  return LearnedCodec.from_path(path, name="bmshj2018-factorized", lossless=False)
+ENTRIES = []  # collected by compzoo/zoo.py
+
+
+def _learned(name: str, description: str, lossless: bool | None, guarantee: str, **fields) -> None:
+  ENTRIES.append(ZooEntry(name=name, description=description, lossless=lossless, kind="learned",
+                          guarantee=guarantee, **fields))
+
+
+def _shipped_entry(name: str, description: str, lossless: bool, guarantee: str, family: str = "") -> None:
+  """An entry with one shipped export: a lossless model, or a lossy model trained for one operating point
+  (``family`` joins such entries into one RD curve)."""
+  _learned(name, description, lossless, guarantee, family=family, checkpoint=f"compzoo/weights/{name}",
+           build=lambda canonical: LearnedCodec.from_path(shipped(name), name=canonical))
 
 
 BMSHJ2018_QUALITIES = (1, 2)
-
-zoo.register(zoo.ZooEntry(
-    name="bmshj2018-factorized",
-    description="Ballé et al. 2018 factorized-prior autoencoder, MSE-trained on BSDS500 (shipped, small)",
-    lossless=False,
-    build=_bmshj2018_factorized,
-    params={"quality": zoo.Param(int, BMSHJ2018_QUALITIES[-1], BMSHJ2018_QUALITIES[0], BMSHJ2018_QUALITIES[-1])},
-    sweep=tuple({"quality": q} for q in BMSHJ2018_QUALITIES),
-    checkpoint="compzoo/weights/bmshj2018-factorized",
-    kind="learned",
-))
-
-
-def _shipped_entry(name: str, description: str, lossless: bool, family: str = "") -> None:
-  """An entry with one shipped export: a lossless model, or a lossy model trained for one operating point
-  (``family`` joins such entries into one RD curve)."""
-  def build() -> LearnedCodec:
-    return LearnedCodec.from_path(shipped(name), name=name, lossless=lossless)
-
-  zoo.register(zoo.ZooEntry(name=name, description=description, lossless=lossless, build=build,
-                            checkpoint=f"compzoo/weights/{name}", kind="learned", family=family))
-
+_learned("bmshj2018-factorized",
+         "Ballé et al. 2018 factorized-prior autoencoder, MSE-trained on BSDS500 (shipped, small)",
+         False, "shipped-tables",
+         build=lambda canonical, quality: LearnedCodec.from_path(shipped("bmshj2018-factorized", f"q{quality}"),
+                                                                 name=canonical),
+         params={"quality": Param(int, BMSHJ2018_QUALITIES[-1], BMSHJ2018_QUALITIES[0], BMSHJ2018_QUALITIES[-1])},
+         sweep=tuple({"quality": q} for q in BMSHJ2018_QUALITIES),
+         checkpoint="compzoo/weights/bmshj2018-factorized")
 
 for _point, _rate in (("low", "lowest"), ("mid", "middle"), ("high", "highest")):
   _shipped_entry(f"cpm-{_point}", f"Context-model autoencoder (Mentzer et al. 2018), MS-SSIM trained, 3D-CNN "
-                 f"context model, importance map; the {_rate} of 3 rates (shipped, small)", False, family="cpm")
+                 f"context model, importance map; the {_rate} of 3 rates (shipped, small)", False, "exact",
+                 family="cpm")
 
-_lossless_entry = functools.partial(_shipped_entry, lossless=True)
+_lossless_entry = functools.partial(_shipped_entry, lossless=True, guarantee="same-backend")
 _lossless_entry("l3c", "L3C (Mentzer et al. 2019): hierarchical learned lossless coding, learned auxiliary "
                 "representations, 3 network passes (shipped, small)")
 _lossless_entry("l3c-rgb", "L3C's RGB baseline: a fixed RGB pyramid instead of learned representations")
 _lossless_entry("l3c-rgb-shared", "L3C's RGB-shared baseline: RGB pyramid, one predictor for every scale")
 _lossless_entry("pixelcnn", "PixelCNN: per-pixel autoregressive lossless coding, one network pass per pixel "
                 "(the slow baseline)")
+
+_learned(LEARNED, "any trained model: -m learned --weights WORKDIR_OR_EXPORT (its guarantee is its model's)",
+         None, "", needs_weights=True,
+         build=lambda canonical, weights: LearnedCodec.from_path(weights, name=canonical))

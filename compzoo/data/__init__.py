@@ -1,5 +1,7 @@
-"""Image data: files and folders, and the embedded default images that need no download."""
+"""Image data: files and folders, label maps, and the embedded default images that need no download."""
 
-from compzoo.data.images import EMBEDDED, embedded_images, image_set, list_images, load_image, save_image
+from compzoo.data.images import (EMBEDDED, embedded_images, image_set, list_images, load_image, load_label_map,
+                                 png_bytes, save_image, write_atomically)
 
-__all__ = ["EMBEDDED", "embedded_images", "image_set", "list_images", "load_image", "save_image"]
+__all__ = ["EMBEDDED", "embedded_images", "image_set", "list_images", "load_image", "load_label_map", "png_bytes",
+           "save_image", "write_atomically"]

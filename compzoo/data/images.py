@@ -1,13 +1,18 @@
-"""Reading and writing 8-bit RGB images, and the embedded default set (scikit-image's bundled photos)."""
+"""Reading and writing 8-bit RGB images and label maps, and the embedded default set (scikit-image's
+bundled photos). Files are written atomically: a temporary file in the same folder, renamed on success,
+so a failed or interrupted write never leaves a partial file or touches an existing one."""
 
 from __future__ import annotations
 
+import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from compzoo.errors import UsageError
+from compzoo.errors import CompzooError, UsageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 EMBEDDED = ("astronaut", "coffee", "chelsea", "motorcycle_left", "motorcycle_right")
@@ -16,31 +21,78 @@ EMBEDDED = ("astronaut", "coffee", "chelsea", "motorcycle_left", "motorcycle_rig
 def load_image(path) -> np.ndarray:
   """-> uint8 HxWx3. Grey or palette images are expanded; anything with alpha or >8 bits is refused,
   since coding it as RGB would silently lose information."""
+
+  def rgb(image, path):
+    if image.mode not in ("L", "P", "RGB"):
+      raise UsageError(f"{path}: image mode {image.mode!r} is not 8-bit RGB or grey; compzoo codes RGB only")
+    if image.mode == "P" and "transparency" in image.info:
+      raise UsageError(f"{path}: palette image with transparency; compzoo codes RGB only")
+    return np.asarray(image.convert("RGB"))
+
+  return _read(path, "image", rgb)
+
+
+def load_label_map(path) -> np.ndarray:
+  """-> uint8 H×W class ids from an 8-bit grey (or palette-index) PNG; colour label maps are refused,
+  since their colours would need a palette to become ids."""
+
+  def ids(image, path):
+    if image.mode not in ("L", "P"):
+      raise UsageError(f"{path}: a label map must be an 8-bit grey image of class ids, got mode {image.mode!r}")
+    return np.array(image)
+
+  return _read(path, "label map", ids)
+
+
+def _read(path, what: str, convert) -> np.ndarray:
+  """Opens an image file and returns ``convert(image, path)``; unreadable files are usage errors."""
   path = Path(path)
   if not path.is_file():
-    raise UsageError(f"no such image file: {path}")
+    raise UsageError(f"no such {what} file: {path}")
   try:
     with Image.open(path) as image:
       image.load()
-      mode = image.mode
-      if mode in ("L", "P", "RGB"):
-        if mode == "P" and "transparency" in image.info:
-          raise UsageError(f"{path}: palette image with transparency; compzoo codes RGB only")
-        return np.asarray(image.convert("RGB"))
+      return convert(image, path)
   except UsageError:
     raise
   except (OSError, ValueError, Image.DecompressionBombError) as e:
-    raise UsageError(f"cannot read image {path}: {e}") from None
-  raise UsageError(f"{path}: image mode {mode!r} is not 8-bit RGB or grey; compzoo codes RGB only")
+    raise UsageError(f"cannot read {what} {path}: {e}") from None
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
+  return buffer.getvalue()
 
 
 def save_image(path, image: np.ndarray) -> None:
   path = Path(path)
   if path.suffix.lower() != ".png":
     raise UsageError(f"decoded images are written as PNG; got {path.name!r}")
-  if path.parent and not path.parent.is_dir():
+  write_atomically(path, png_bytes(image))
+
+
+def write_atomically(path, payload: bytes) -> None:
+  """Writes ``payload`` to a temporary file beside ``path``, then renames it over ``path``."""
+  path = Path(path)
+  if not path.parent.is_dir():
     raise UsageError(f"output folder does not exist: {path.parent}")
-  Image.fromarray(np.asarray(image, np.uint8)).save(path)
+  try:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+  except OSError as e:
+    raise CompzooError(f"cannot write {path}: {e}") from None
+  try:
+    with os.fdopen(handle, "wb") as f:
+      f.write(payload)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(temporary, path)
+  except OSError as e:
+    Path(temporary).unlink(missing_ok=True)
+    raise CompzooError(f"cannot write {path}: {e}") from None
+  except BaseException:
+    Path(temporary).unlink(missing_ok=True)
+    raise
 
 
 def list_images(folder) -> list[Path]:

@@ -1,5 +1,9 @@
-"""Training data: where images come from (a local folder, a TFDS dataset, the embedded photos) and the
-grain pipeline that turns them into batches of random crops.
+"""Training data: where records come from, and the grain pipeline that turns them into batches.
+
+A record is a dict: ``image`` (uint8 H×W×C) plus whatever side data its source has: ``label_map``
+(uint8 H×W class ids) and ``label`` (int32 class id). Random crops and flips draw one offset and one flip
+per record and apply them to every spatial key together (label maps are cut and mirrored, never
+interpolated), and batches are dicts of stacked arrays that the loop shards as they come.
 
 Batch ``i`` of a run is a pure function of (seed, i): the pipeline is a grain ``MapDataset`` indexed by
 step, so a resumed run reads exactly the batches an uninterrupted one would have read.
@@ -8,55 +12,86 @@ step, so a resumed run reads exactly the batches an uninterrupted one would have
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import grain
-import ml_collections
 import numpy as np
 
 from compzoo.data.images import embedded_images
 from compzoo.errors import UsageError
 
-SOURCES = ("folder", "tfds", "embedded")
+LOCAL_SOURCES = ("folder", "paired_folders", "class_zips", "mnist_idx")  # compzoo/data/builders.py
+SOURCES = LOCAL_SOURCES + ("tfds", "embedded")
+RECORD_KEYS = ("image", "label_map", "label")
+SPATIAL_KEYS = ("image", "label_map")
 
 
 class _ArraySource(Sequence):
-  """A random-access source over images held in memory (the embedded photos, tests)."""
+  """A random-access source over records held in memory (the embedded photos, tests)."""
 
-  def __init__(self, images: Sequence[np.ndarray]):
-    self._images = list(images)
+  def __init__(self, records: Sequence[dict]):
+    self._records = list(records)
 
   def __len__(self):
-    return len(self._images)
+    return len(self._records)
 
   def __getitem__(self, index):
-    return {"image": self._images[index]}
+    return self._records[index]
 
 
-def image_source(data: ml_collections.ConfigDict, split: str):
-  """A random-access source of {'image': uint8 HxWx3} records for ``split``.
+class RecordSource(Sequence):
+  """Any random-access source, its records reduced to ``RECORD_KEYS`` as numpy arrays (label maps H×W),
+  after an optional renaming of its keys (a TFDS dataset's ``segmentation_label`` -> ``label_map``)."""
 
-  data.source: 'folder' (data.path, data.downscale; cached as TFDS array_record under data.data_dir),
-  'tfds' (data.name, a prepared TFDS dataset in data.data_dir, e.g. 'div2k' or 'clic'), or 'embedded'.
+  def __init__(self, source, rename: Mapping[str, str] | None = None):
+    self._source = source
+    self._rename = dict(rename or {})
+
+  def __len__(self):
+    return len(self._source)
+
+  def __getitem__(self, index):
+    raw = self._source[index]
+    raw = {self._rename.get(key, key): value for key, value in raw.items()}
+    record = {}
+    for key in RECORD_KEYS:
+      if key in raw:
+        value = np.asarray(raw[key])
+        if key == "label_map" and value.ndim == 3:
+          value = value[..., 0]
+        record[key] = value.astype(np.int32) if key == "label" else value
+    if "image" not in record:
+      raise UsageError(f"data records need an 'image'; this source has {', '.join(raw)}")
+    return record
+
+
+def record_source(data: Mapping, split: str) -> RecordSource:
+  """A random-access source of records for ``split``.
+
+  data.source: 'folder', 'paired_folders', 'class_zips', 'mnist_idx' (data.path, data.downscale; cached as
+  TFDS array_record under data.data_dir), 'tfds' (data.name, a prepared TFDS dataset in data.data_dir,
+  e.g. 'div2k' or 'cityscapes', keys renamed by data.rename), or 'embedded'.
   """
-  if data.source == "embedded":
-    images = list(embedded_images().values())
+  source = data.get("source")
+  if source == "embedded":
+    images = [{"image": image} for image in embedded_images().values()]
     # Embedded photos have no splits: evaluation uses the last one, training the others.
-    return _ArraySource(images[-1:] if split != "train" else images[:-1])
-  if data.source == "folder":
-    from compzoo.data.folder_dataset import prepare_folder  # imports tfds, slow; only needed here
-    splits = prepare_folder(data.path, _data_dir(data), downscale=data.get("downscale", 1))
+    return RecordSource(_ArraySource(images[-1:] if split != "train" else images[:-1]))
+  if source in LOCAL_SOURCES:
+    from compzoo.data.builders import prepare  # imports tfds, slow; only needed here
+    splits = prepare(source, data.get("path"), _data_dir(data), downscale=data.get("downscale", 1))
     if split not in splits:
-      raise UsageError(f"folder {data.path} has no split {split!r}; it has {', '.join(splits)}")
-    return splits[split]
-  if data.source == "tfds":
+      raise UsageError(f"{source} data at {data.get('path')} has no split {split!r}; it has {', '.join(splits)}")
+    return RecordSource(splits[split])
+  if source == "tfds":
     import tensorflow_datasets as tfds
     try:
-      return tfds.data_source(data.name, split=split, data_dir=_data_dir(data))
+      records = tfds.data_source(data.get("name"), split=split, data_dir=_data_dir(data))
     except Exception as e:  # tfds raises many kinds for missing or unprepared data sets
-      raise UsageError(f"cannot open TFDS dataset {data.name!r} split {split!r} in {_data_dir(data)}: {e}; "
+      raise UsageError(f"cannot open TFDS dataset {data.get('name')!r} split {split!r} in {_data_dir(data)}: {e}; "
                        "prepare it first (tfds build --file_format=array_record) where the internet is reachable") from None
-  raise UsageError(f"unknown data source {data.source!r}; use one of {', '.join(SOURCES)}")
+    return RecordSource(records, data.get("rename"))
+  raise UsageError(f"unknown data source {source!r}; use one of {', '.join(SOURCES)}")
 
 
 def _data_dir(data) -> str:
@@ -64,41 +99,60 @@ def _data_dir(data) -> str:
 
 
 class RandomCropFlip(grain.transforms.RandomMap):
-  """A random crop of ``size`` (edge-padded first if the image is smaller) and a random horizontal flip."""
+  """A random crop of ``size`` (edge-padded first if the image is smaller) and a random horizontal flip,
+  the same for every spatial key of the record."""
 
   def __init__(self, size: int):
     self.size = size
 
   def random_map(self, record, rng: np.random.Generator):
-    return random_crop_flip(np.asarray(record["image"]), self.size, rng)
+    return random_crop_flip(record, self.size, rng)
 
 
-def random_crop_flip(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-  image = _pad_to_at_least(image, size)
-  top = rng.integers(0, image.shape[0] - size + 1)
-  left = rng.integers(0, image.shape[1] - size + 1)
-  crop = image[top:top + size, left:left + size]
-  return crop[:, ::-1] if rng.random() < 0.5 else crop
+def random_crop_flip(record: dict, size: int, rng: np.random.Generator) -> dict:
+  record = _pad_to_at_least(record, size)
+  height, width = record["image"].shape[:2]
+  top = rng.integers(0, height - size + 1)
+  left = rng.integers(0, width - size + 1)
+  flip = rng.random() < 0.5
+  out = dict(record)
+  for key in SPATIAL_KEYS:
+    if key in record:
+      crop = record[key][top:top + size, left:left + size]
+      out[key] = np.ascontiguousarray(crop[:, ::-1] if flip else crop)
+  return out
 
 
-def center_crop(image: np.ndarray, size: int) -> np.ndarray:
-  image = _pad_to_at_least(image, size)
-  top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
-  return image[top:top + size, left:left + size]
+def center_crop(record: dict, size: int) -> dict:
+  record = _pad_to_at_least(record, size)
+  height, width = record["image"].shape[:2]
+  top, left = (height - size) // 2, (width - size) // 2
+  return {key: value[top:top + size, left:left + size] if key in SPATIAL_KEYS else value
+          for key, value in record.items()}
 
 
-def _pad_to_at_least(image, size):
-  pad_h, pad_w = max(size - image.shape[0], 0), max(size - image.shape[1], 0)
-  if pad_h or pad_w:
-    image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-  return image
+def _pad_to_at_least(record: dict, size: int) -> dict:
+  """Edge padding of every spatial key to at least size×size (label maps repeat their edge ids)."""
+  height, width = record["image"].shape[:2]
+  for key in SPATIAL_KEYS:
+    if key in record and record[key].shape[:2] != (height, width):
+      raise UsageError(f"record's {key} is {record[key].shape[:2]}, its image {(height, width)}")
+  pad_h, pad_w = max(size - height, 0), max(size - width, 0)
+  if not (pad_h or pad_w):
+    return record
+  padded = dict(record)
+  for key in SPATIAL_KEYS:
+    if key in record:
+      value = record[key]
+      padded[key] = np.pad(value, ((0, pad_h), (0, pad_w)) + ((0, 0),) * (value.ndim - 2), mode="edge")
+  return padded
 
 
 def train_batches(source, crop: int, batch_size: int, seed: int, start_step: int = 0,
-                  num_threads: int = 2) -> Iterator[np.ndarray]:
-  """Endless uint8 batches (batch_size, crop, crop, 3), starting at batch ``start_step``."""
+                  num_threads: int = 2) -> Iterator[dict]:
+  """Endless batches of records (image: batch_size×crop×crop×C uint8, ...), starting at batch ``start_step``."""
   if len(source) == 0:
-    raise UsageError("the training split has no images")
+    raise UsageError("the training split has no records")
   dataset = (grain.MapDataset.source(source).seed(seed).shuffle().repeat(None)
              .random_map(RandomCropFlip(crop)).batch(batch_size, drop_remainder=True))
   dataset = dataset.slice(slice(start_step, None))
@@ -106,7 +160,7 @@ def train_batches(source, crop: int, batch_size: int, seed: int, start_step: int
   return iter(dataset.to_iter_dataset(read_options=options))
 
 
-def eval_batch(source, crop: int, count: int) -> np.ndarray:
-  """A fixed batch of center crops from the first ``count`` images (for logged metrics and pictures)."""
-  count = min(count, len(source))
-  return np.stack([center_crop(np.asarray(source[i]["image"]), crop) for i in range(count)])
+def eval_batch(source, crop: int, count: int) -> dict:
+  """A fixed batch of center crops of the first ``count`` records (for logged metrics and pictures)."""
+  records = [center_crop(source[i], crop) for i in range(min(count, len(source)))]
+  return {key: np.stack([r[key] for r in records]) for key in records[0]}

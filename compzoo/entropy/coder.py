@@ -68,10 +68,15 @@ class Encoder:
 
   def put(self, symbols, pmf) -> None:
     """Codes ``symbols[i]`` (ints in [0, L)) under row ``i`` of ``pmf`` (probability rows)."""
+    if np.size(symbols):
+      self.put_frequencies(symbols, quantize_pmf(pmf))
+
+  def put_frequencies(self, symbols, freq) -> None:
+    """Like ``put``, with rows that are already integer frequencies from ``quantize_pmf`` (shipped tables)."""
     symbols = np.ascontiguousarray(symbols, dtype=np.int32).reshape(-1)
     if symbols.size == 0:
       return
-    freq = quantize_pmf(pmf)
+    freq = np.asarray(freq, np.float32)
     if freq.shape[0] != symbols.size:
       raise ValueError(f"{symbols.size} symbols but {freq.shape[0]} probability rows")
     if symbols.min() < 0 or symbols.max() >= freq.shape[1]:
@@ -108,7 +113,11 @@ class Decoder:
     self._coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
 
   def get(self, pmf) -> np.ndarray:
-    freq = quantize_pmf(pmf)
+    return self.get_frequencies(quantize_pmf(pmf)) if len(pmf) else np.zeros(0, np.int32)
+
+  def get_frequencies(self, freq) -> np.ndarray:
+    """One symbol per row of integer frequencies (from ``quantize_pmf``)."""
+    freq = np.asarray(freq, np.float32)
     if freq.shape[0] == 0:
       return np.zeros(0, np.int32)
     return self._guarded(lambda: self._coder.decode(_FAMILY, freq))

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from compzoo.entropy.coder import Decoder, Encoder, quantize_pmf
+from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.ops import log_logistic_bin, nats_to_bits
 
@@ -33,6 +33,27 @@ class FactorizedTables:
 
   offsets: np.ndarray  # (C,) int64
   freqs: tuple[np.ndarray, ...]  # C rows of integer frequencies (see quantize_pmf) summing to 2**24
+
+  def to_arrays(self) -> dict:
+    """Plain arrays, as exports store them (compzoo/exports.py)."""
+    return {"offsets": np.asarray(self.offsets, np.int64), "freqs": [np.asarray(f, np.float32) for f in self.freqs]}
+
+  @classmethod
+  def from_arrays(cls, arrays, channels: int) -> "FactorizedTables":
+    """Validates shipped tables: one row per channel, integers >= 1 summing to 2**24."""
+    try:
+      offsets = np.asarray(arrays["offsets"], np.int64)
+      freqs = tuple(np.asarray(f, np.float32) for f in arrays["freqs"])
+    except (KeyError, TypeError, ValueError) as e:
+      raise UsageError(f"factorized coding tables are malformed: {e}") from None
+    if offsets.shape != (channels,) or len(freqs) != channels or any(
+        f.ndim != 1 or f.size < 2 or f.min() < 1 or f.sum(dtype=np.float64) != 1 << PRECISION for f in freqs):
+      raise UsageError(f"factorized coding tables do not fit {channels} channels of {PRECISION}-bit frequencies")
+    return cls(offsets, freqs)
+
+  def min_bits_per_position(self) -> float:
+    """The fewest bits one latent position (every channel) can cost: each channel's likeliest symbol."""
+    return float(sum(PRECISION - np.log2(f.max()) for f in self.freqs))
 
 
 class FactorizedDensity(nnx.Module):

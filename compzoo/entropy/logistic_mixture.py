@@ -34,6 +34,9 @@ class DiscretizedLogisticMixture(ConditionalModel):
   components: int = 10
   rgb_coupling: bool = False
   min_log_scale: float = -7.0
+  # Log-scales are clipped above too: a scale of e^7 is already flat over [-1, 1], and exp(-log_scale)
+  # of an untrained network's large outputs would otherwise underflow to 0 and make log p = log 0.
+  max_log_scale: float = 7.0
 
   @property
   def num_params(self) -> int:
@@ -57,7 +60,7 @@ class DiscretizedLogisticMixture(ConditionalModel):
       shift = jnp.stack([jnp.zeros_like(means[..., 0, :]), coef[..., 0, :] * r,
                          coef[..., 1, :] * r + coef[..., 2, :] * g], axis=-2)
       means = means + shift
-    inv_scale = jnp.exp(-jnp.maximum(log_scales, self.min_log_scale))
+    inv_scale = jnp.exp(-jnp.clip(log_scales, self.min_log_scale, self.max_log_scale))
     h = 1.0 / (self.levels - 1)
     lower = jnp.where(symbols <= 0, -_OPEN, v - h)[..., None]
     upper = jnp.where(symbols >= self.levels - 1, _OPEN, v + h)[..., None]
@@ -72,7 +75,7 @@ class DiscretizedLogisticMixture(ConditionalModel):
     if context is not None:
       means = (means + jnp.tanh(rows[:, 3 * k:4 * k]) * context[:, 0:1]
                + jnp.tanh(rows[:, 4 * k:5 * k]) * context[:, 1:2])
-    inv_scale = jnp.exp(-jnp.maximum(log_scales, self.min_log_scale))
+    inv_scale = jnp.exp(-jnp.clip(log_scales, self.min_log_scale, self.max_log_scale))
     h = 1.0 / (self.levels - 1)
     inner_edges = jnp.linspace(-1.0 + h, 1.0 - h, self.levels - 1)
     cdf = jax.nn.sigmoid((inner_edges[None, None, :] - means[..., None]) * inv_scale[..., None])

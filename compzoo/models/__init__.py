@@ -1,15 +1,21 @@
 """Methods, one module per architecture. ``build(model_config)`` makes the module a config names.
 
-Each module defines ``build(config, rngs) -> nnx.Module``; the module's forward pass returns an
-``RDOutput`` (see compzoo/rd.py). Models that code images also implement ``CodingModel``.
+Each module defines ``build(config, rngs) -> nnx.Module``; the module's forward pass
+``model(images, key=None, side=None)`` returns an ``RDOutput`` (see compzoo/rd.py). ``side`` is the rest
+of the training record (label maps, labels, ...): a model reads what it uses and ignores the rest.
+Models that code images also implement ``CodingModel``; lossy ones do it through the latent seam of
+compzoo/models/latent.py.
+
+Training-only networks (a GAN's discriminator or a WGAN's critic, both under ``discriminator``; a WAE's
+``latent_discriminator``) live under the attribute names in ``TRAINING_ONLY``: exports leave them out, so they are neither shipped nor part of
+the weights id, and a model built for decoding (``build(..., training=False)``) has none.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
-import ml_collections
 import numpy as np
 from flax import nnx
 
@@ -21,16 +27,33 @@ ARCHITECTURES = {
     "l3c": "compzoo.models.l3c",
     "pixelcnn": "compzoo.models.pixelcnn",
 }
+TRAINING_ONLY = ("discriminator", "latent_discriminator")
 
 
 class CodingModel(Protocol):
-  """What a learned ``Codec`` needs from a model: tables built once, then image <-> streams."""
+  """What a learned ``Codec`` needs from a model.
 
-  def prepare_coding(self) -> Any: ...
+  ``LOSSLESS``; ``DECODE_GUARANTEE`` (a key of compzoo.codecs.entries.GUARANTEES); ``MAX_PIXELS`` (None, or
+  the largest image its decoder will take); ``coding_tables()`` (integer tables that depend only on the
+  weights, or None: exports ship them and decoders use the shipped ones); ``prepare_coding(tables)``
+  (built once per codec); image <-> streams; and ``min_stream_bits(shape, prepared)``, a true lower bound
+  on the bits of any stream for an image of that shape, so a file claiming a huge image in a few bytes is
+  refused before any work.
+  """
 
-  def encode_image(self, image: np.ndarray, prepared) -> tuple[list[bytes], int]: ...
+  LOSSLESS: bool
+  DECODE_GUARANTEE: str
+  MAX_PIXELS: int | None
 
-  def decode_image(self, streams, shape, prepared) -> tuple[np.ndarray, int]: ...
+  def coding_tables(self) -> dict[str, Any] | None: ...
+
+  def prepare_coding(self, tables) -> Any: ...
+
+  def encode_image(self, image: np.ndarray, prepared) -> tuple[list[bytes], int | None]: ...
+
+  def decode_image(self, streams, shape, prepared) -> tuple[np.ndarray, int | None]: ...
+
+  def min_stream_bits(self, shape, prepared) -> float: ...
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -39,14 +62,31 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
   return np.pad(image, ((0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
 
 
-def build(config: ml_collections.ConfigDict, seed: int = 0) -> nnx.Module:
-  """The model ``config.name`` names, built from the rest of ``config``."""
+def build(config: Mapping, seed: int = 0, training: bool = True) -> nnx.Module:
+  """The model ``config['name']`` names, built from the rest of ``config``; without ``training``, its
+  training-only parts are dropped (what exports hold and decoders load)."""
   name = config.get("name")
   if name not in ARCHITECTURES:
     raise UsageError(f"unknown model {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
   module = importlib.import_module(ARCHITECTURES[name])
   kwargs = {k: v for k, v in config.items() if k != "name"}
   try:
-    return module.build(rngs=nnx.Rngs(seed), **kwargs)
+    model = module.build(rngs=nnx.Rngs(seed), **kwargs)
   except TypeError as e:
     raise UsageError(f"model {name!r}: bad settings {kwargs}: {e}") from None
+  if not training:
+    strip_training_parts(model)
+  return model
+
+
+def strip_training_parts(model: nnx.Module) -> nnx.Module:
+  for part in TRAINING_ONLY:
+    if hasattr(model, part):
+      delattr(model, part)
+  return model
+
+
+def decoding_state(model: nnx.Module) -> dict:
+  """The model's variables as a pure dict, without its training-only parts: what an export holds."""
+  state = nnx.to_pure_dict(nnx.state(model))
+  return {key: value for key, value in state.items() if key not in TRAINING_ONLY}

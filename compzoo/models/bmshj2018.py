@@ -11,22 +11,27 @@ check, so an encoder and decoder that disagree (different hardware, different we
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
-from compzoo import bitstream, quantize
-from compzoo.entropy.factorized import FactorizedDensity
+from compzoo import quantize as quantizers
+from compzoo.entropy.factorized import FactorizedDensity, FactorizedTables
 from compzoo.errors import BitstreamError
-from compzoo.models import pad_to_multiple
+from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.nn import GDN
 from compzoo.rd import RDOutput
 
 STRIDE = 16  # total downsampling of the analysis transform
 
 
-class FactorizedPriorAutoencoder(nnx.Module):
+class FactorizedPriorAutoencoder(LatentCoding, nnx.Module):
+  """Coding tables depend only on the weights: exports ship them (``coding_tables``), so a decoder on
+  any backend uses exactly the encoder's integer tables."""
+
+  DECODE_GUARANTEE = "shipped-tables"
+  STRIDE = STRIDE
+  MAX_PIXELS = 1 << 25  # 34 MP: the synthesis transform runs on the whole image at once, untiled
+
   def __init__(self, channels: int = 128, latent: int = 192, *, rngs: nnx.Rngs):
     conv = lambda i, o: nnx.Conv(i, o, (5, 5), strides=2, rngs=rngs)
     deconv = lambda i, o: nnx.ConvTranspose(i, o, (5, 5), strides=2, rngs=rngs)
@@ -36,45 +41,51 @@ class FactorizedPriorAutoencoder(nnx.Module):
                                     deconv(n, n), GDN(n, inverse=True), deconv(n, 3))
     self.prior = FactorizedDensity(m, rngs=rngs)
 
-  def __call__(self, images, key=None) -> RDOutput:
+  def __call__(self, images, key=None, side=None) -> RDOutput:
     """images: N×H×W×3 in [0, 255] with H, W multiples of 16. ``key`` set: training (noisy rate)."""
-    y = self.analysis(jnp.asarray(images, jnp.float32) / 255.0)
+    del side
+    y = self.analyze(images)
     if key is None:
       y_hat = jnp.round(y)
       bits = self.prior.bits(y_hat)
     else:
-      y_hat = quantize.ste_round(y)
-      bits = self.prior.bits(quantize.add_uniform_noise(y, key))
-    reconstruction = self.synthesis(y_hat) * 255.0
-    return RDOutput(reconstruction, {"latent": bits.sum(axis=(1, 2, 3))}, images.shape[1] * images.shape[2])
+      y_hat = quantizers.ste_round(y)
+      bits = self.prior.bits(quantizers.add_uniform_noise(y, key))
+    return RDOutput(self.synthesize(y_hat), {"latent": bits.sum(axis=(1, 2, 3))}, images.shape[1] * images.shape[2])
 
-  # Coding: a Codec (compzoo/codecs/learned.py) calls these with tables built once by prepare_coding.
-  def prepare_coding(self):
-    return self.prior.coding_tables()
+  # The latent seam (compzoo/models/latent.py): coding, evaluation and heads on latents share it.
+  def analyze(self, images):
+    return self.analysis(jnp.asarray(images, jnp.float32) / 255.0)
 
-  def encode_image(self, image: np.ndarray, tables):
-    padded = pad_to_multiple(image, STRIDE)
-    symbols = np.asarray(_analyze(self, padded[None]))[0].astype(np.int32)
-    return [self.prior.encode(symbols, tables=tables)], bitstream.crc32(symbols)
+  def quantize(self, y, key=None) -> Quantized:
+    """Rounding to integers (``key`` unused: training adds noise to the rate only, in ``__call__``)."""
+    symbols = jnp.round(y)
+    return Quantized(symbols, {"latent": symbols.astype(jnp.int32)})
 
-  def decode_image(self, streams, shape, tables):
+  def dequantize(self, symbols):
+    return symbols["latent"].astype(jnp.float32)
+
+  def synthesize(self, values):
+    return self.synthesis(values) * 255.0
+
+  # Coding: a Codec (compzoo/codecs/learned.py) calls these with the tables an export ships.
+  def coding_tables(self) -> dict:
+    return self.prior.coding_tables().to_arrays()
+
+  def prepare_coding(self, tables) -> FactorizedTables:
+    return FactorizedTables.from_arrays(tables, self.prior.channels)
+
+  def encode_symbols(self, symbols, tables):
+    return [self.prior.encode(symbols["latent"], tables=tables)]
+
+  def decode_symbols(self, streams, shape, tables):
     if len(streams) != 1:
       raise BitstreamError(f"bmshj2018 files hold 1 stream, this one has {len(streams)}")
-    height, width, _ = shape
-    latent_shape = (-(-height // STRIDE), -(-width // STRIDE), self.prior.channels)
-    symbols = self.prior.decode(streams[0], latent_shape, tables=tables)
-    image = np.asarray(_synthesize(self, symbols[None]))[0, :height, :width]
-    return image, bitstream.crc32(symbols)
+    return {"latent": self.prior.decode(streams[0], self.latent_shape(shape) + (self.prior.channels,), tables=tables)}
 
-
-@nnx.jit
-def _analyze(model, images):
-  return jnp.round(model.analysis(images.astype(jnp.float32) / 255.0))
-
-
-@nnx.jit
-def _synthesize(model, symbols):
-  return jnp.clip(jnp.round(model.synthesis(symbols.astype(jnp.float32)) * 255.0), 0, 255).astype(jnp.uint8)
+  def min_stream_bits(self, shape, tables) -> float:
+    height, width = self.latent_shape(shape)
+    return height * width * tables.min_bits_per_position()
 
 
 def build(channels: int = 128, latent: int = 192, *, rngs: nnx.Rngs) -> FactorizedPriorAutoencoder:

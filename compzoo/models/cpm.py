@@ -36,11 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from compzoo import bitstream
-from compzoo.entropy import Decoder, Encoder
+from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
 from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
 from compzoo.errors import BitstreamError, UsageError
-from compzoo.models import pad_to_multiple
+from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.nn import ResidualBlock
 from compzoo.ops import nats_to_bits
 from compzoo.quantize import LearnedCenters
@@ -54,7 +53,6 @@ _OFFSETS = list(itertools.product((-1, 0, 1), repeat=3))
 TAPS_A = [o for o in _OFFSETS if o < (0, 0, 0)]  # strictly before the centre in (c, h, w) order
 TAPS_B = TAPS_A + [(0, 0, 0)]
 WAVEFRONT = (4, 2, 1)  # t = 4c + 2h + w is smaller at every tap in TAPS_A
-MAX_PIXELS = 1 << 24  # 16.8 MP: decoding caches 3 activations per symbol (~2.5 GB here); larger needs tiling
 TABLE_SCALE = 10.0  # table logits are stored divided by this, so Adam's bounded steps move them usefully fast
 
 
@@ -187,8 +185,14 @@ class Decoder2D(nnx.Module):
     return self.up3(jax.nn.relu(self.up2(h)))
 
 
-class ContextModelAutoencoder(nnx.Module):
+class ContextModelAutoencoder(LatentCoding, nnx.Module):
+  """Codes exactly on any backend: the context model's arithmetic is exact (module docstring), and the
+  importance and factorized tables come from grid logits of the weights through an integer lookup
+  (exports ship them as integer frequencies all the same)."""
 
+  DECODE_GUARANTEE = "exact"
+  STRIDE = STRIDE
+  
   def __init__(self, features: int = 64, blocks: int = 3, channels: int = 32, groups: int = 8,
                levels: int = 6, sigma: float = 1.0, context_features: int = 24, prior: str = "context",
                *, rngs: nnx.Rngs):
@@ -208,18 +212,18 @@ class ContextModelAutoencoder(nnx.Module):
     else:
       self.factorized = FactorizedPrior(channels, levels)
 
-  def __call__(self, images, key=None) -> RDOutput:
+  def __call__(self, images, key=None, side=None) -> RDOutput:
     """images: N×H×W×3 in [0, 255], H and W multiples of 8. Soft-to-hard quantization is deterministic,
     so ``key`` is unused: training and evaluation see the same hard symbols."""
-    del key
+    del key, side
     images = jnp.asarray(images, jnp.float32)
     if images.shape[1] % STRIDE or images.shape[2] % STRIDE:
       raise UsageError(f"the context-model autoencoder needs sides divisible by {STRIDE}, got {images.shape[1:3]}")
-    features = self.encoder(images / 255.0 - 0.5)
+    features = self.analyze(images)
     values, symbols = self.centers(features[..., :self.channels])
     soft_mask, hard_mask = self._masks(features[..., self.channels])
     mask = soft_mask + jax.lax.stop_gradient(hard_mask - soft_mask)  # hard forward, ramp backward
-    reconstruction = (self.decoder(values * mask) + 0.5) * 255.0
+    reconstruction = self.synthesize(values * mask)
     # The rate model sees exact symbol values; their gradient flows back through the soft quantization.
     symbol_values = _symbol_values(symbols, self.levels) + (values - jax.lax.stop_gradient(values))
     latent_bits = self._latent_bits(symbols, symbol_values * hard_mask, hard_mask, mask)
@@ -260,86 +264,102 @@ class ContextModelAutoencoder(nnx.Module):
     """H×W counts of coded groups (numpy or JAX) -> H×W×C boolean mask (what the decoder rebuilds)."""
     return counts[..., None] > np.arange(self.channels) // (self.channels // self.groups)
 
+  # The latent seam (compzoo/models/latent.py): coding, evaluation and heads on latents share it.
+
+  def analyze(self, images):
+    """N×H×W×3 in [0, 255] -> N×h×w×(C+1): C latent channels and the importance channel."""
+    return self.encoder(jnp.asarray(images, jnp.float32) / 255.0 - 0.5)
+
+  def quantize(self, y, key=None) -> Quantized:
+    """Nearest learned center and the hard importance mask; masked symbols are 0 and are not coded."""
+    del key
+    _, symbols = self.centers(y[..., :self.channels])
+    _, hard = self._masks(y[..., self.channels])
+    symbols = {"symbols": jnp.where(hard > 0, symbols, 0).astype(jnp.int32), "counts": self._counts(hard)}
+    return Quantized(self.dequantize(symbols), symbols)  # exactly the decoder's values
+
+  def dequantize(self, symbols):
+    mask = self.mask_from_counts(symbols["counts"]).astype(jnp.float32)
+    return self.centers.dequantize(symbols["symbols"]) * mask
+
+  def synthesize(self, values):
+    return (self.decoder(values) + 0.5) * 255.0
+
   # Coding: a Codec (compzoo/codecs/learned.py) calls these. One stream: importance counts, then symbols.
 
-  def prepare_coding(self):
-    return None
+  def coding_tables(self) -> dict:
+    """Integer frequency rows (see quantize_pmf): the importance table, and the factorized prior's."""
+    tables = {"importance": quantize_pmf(pmf_from_grid_logits(np.asarray(self.importance.table())))}
+    if self.prior == "factorized":
+      tables["factorized"] = quantize_pmf(pmf_from_grid_logits(np.asarray(self.factorized.table())))
+    return tables
 
-  def analyze(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """An H×W×3 uint8 image -> (symbols ⌈H/8⌉×⌈W/8⌉×C, importance counts ⌈H/8⌉×⌈W/8⌉)."""
-    symbols, counts = _analyze(self, pad_to_multiple(image, STRIDE)[None])
-    return np.asarray(symbols)[0], np.asarray(counts)[0]
+  def prepare_coding(self, tables) -> dict:
+    """Checks the shipped tables' shapes; they are used as they are, never recomputed."""
+    expected = {"importance": ((self.groups + 2) ** 2, self.groups + 1)}
+    if self.prior == "factorized":
+      expected["factorized"] = (self.channels, self.levels)
+    shapes = {name: np.shape(table) for name, table in (tables or {}).items()}
+    if shapes != expected:
+      raise UsageError(f"cpm coding tables {shapes} do not fit this model ({expected})")
+    return {name: np.asarray(table, np.float32) for name, table in tables.items()}
 
-  def encode_image(self, image: np.ndarray, prepared=None):
-    if image.shape[0] * image.shape[1] > MAX_PIXELS:
-      raise UsageError(f"the context-model autoencoder codes images of at most {MAX_PIXELS} pixels")
-    symbols, counts = self.analyze(image)
-    mask = self.mask_from_counts(counts)
-    symbols = np.where(mask, symbols, 0).astype(np.int32)
+  def encode_symbols(self, symbols, tables):
+    counts, symbols = symbols["counts"], symbols["symbols"]
     encoder = Encoder()
     order, _ = _importance_plan(counts.shape)
-    encoder.put(counts.reshape(-1)[order], self._importance_pmf()[self._importance_contexts(counts).reshape(-1)[order]])
+    contexts = self._importance_contexts(counts).reshape(-1)[order]
+    encoder.put_frequencies(counts.reshape(-1)[order], tables["importance"][contexts])
     volume = np.moveaxis(symbols, -1, 0)  # C×H×W
-    coded = np.moveaxis(mask, -1, 0)
+    coded = np.moveaxis(self.mask_from_counts(counts), -1, 0)
     if self.prior == "context":
       logits = np.asarray(_context_logits(self, volume[None], coded[None]))[0]
       order = _wavefront_plan(volume.shape).order
+      order = order[coded.reshape(-1)[order]]
+      encoder.put(volume.reshape(-1)[order], pmf_from_grid_logits(logits.reshape(-1, self.levels)[order]))
     else:
-      logits = np.broadcast_to(self._factorized_logits()[:, None, None], volume.shape + (self.levels,))
-      order = np.arange(volume.size)
-    order = order[coded.reshape(-1)[order]]
-    encoder.put(volume.reshape(-1)[order], pmf_from_grid_logits(logits.reshape(-1, self.levels)[order]))
-    return [encoder.finish()], _check(counts, symbols)
+      encoder.put_frequencies(volume[coded], tables["factorized"][_channel_index(coded)])
+    return [encoder.finish()]
 
-  def decode_image(self, streams, shape, prepared=None):
+  def decode_symbols(self, streams, shape, tables):
     if len(streams) != 1:
       raise BitstreamError(f"context-model autoencoder files hold 1 stream, this one has {len(streams)}")
-    height, width = shape[:2]
-    if height * width > MAX_PIXELS:
-      raise BitstreamError(f"context-model autoencoder file claims {height}x{width} pixels, over {MAX_PIXELS}")
-    latent_hw = (-(-height // STRIDE), -(-width // STRIDE))
     decoder = Decoder(streams[0])
-    counts = self._decode_importance(decoder, latent_hw)
+    counts = self._decode_importance(decoder, self.latent_shape(shape), tables["importance"])
     coded = np.moveaxis(self.mask_from_counts(counts), -1, 0)
     if self.prior == "context":
       volume = _decode_wavefronts(self, decoder, coded)
     else:
       volume = np.zeros(coded.shape, np.int32)
-      pmf = pmf_from_grid_logits(self._factorized_logits())
-      channel = np.broadcast_to(np.arange(self.channels)[:, None, None], coded.shape)[coded]
-      volume[coded] = decoder.get(pmf[channel])
-    symbols = np.moveaxis(volume, 0, -1)
-    image = np.asarray(_synthesize(self, symbols[None], counts[None]))[0, :height, :width]
-    return image, _check(counts, symbols)
+      volume[coded] = decoder.get_frequencies(tables["factorized"][_channel_index(coded)])
+    return {"counts": counts, "symbols": np.moveaxis(volume, 0, -1)}
 
-  def reconstruct(self, image: np.ndarray) -> np.ndarray:
-    """The model's own reconstruction of an H×W×3 uint8 image (what decoding its bitstream must give)."""
-    symbols, counts = self.analyze(image)
-    return np.asarray(_synthesize(self, symbols[None], counts[None]))[0, :image.shape[0], :image.shape[1]]
-
-  def _importance_pmf(self):
-    return pmf_from_grid_logits(np.asarray(self.importance.table()))
+  def min_stream_bits(self, shape, tables) -> float:
+    """Every position codes an importance count: at least its likeliest count's bits in any context."""
+    height, width = self.latent_shape(shape)
+    return height * width * float(PRECISION - np.log2(tables["importance"].max()))
 
   def _importance_contexts(self, counts):
     return np.asarray(self.importance.contexts(jnp.asarray(counts)))
 
-  def _factorized_logits(self):
-    return np.asarray(self.factorized.table())
-
-  def _decode_importance(self, decoder, hw):
+  def _decode_importance(self, decoder, hw, table):
     """Anti-diagonal wavefronts: a count's left and upper neighbours lie on the previous diagonal."""
     outside = self.groups + 1
     padded = np.full((hw[0] + 1, hw[1] + 1), outside, np.int64)  # row 0 and column 0: outside
-    pmf = self._importance_pmf()
     for rows in _importance_plan(hw)[1]:
       cols = rows[:, 1]
       rows = rows[:, 0]
       contexts = padded[rows + 1, cols] * (self.groups + 2) + padded[rows, cols + 1]
-      padded[rows + 1, cols + 1] = decoder.get(pmf[contexts])
+      padded[rows + 1, cols + 1] = decoder.get_frequencies(table[contexts])
     counts = padded[1:, 1:]
     if (counts > self.groups).any():
       raise BitstreamError("context-model autoencoder stream holds an invalid importance count")
     return counts.astype(np.int32)
+
+
+def _channel_index(coded) -> np.ndarray:
+  """The channel of each coded position of a C×H×W volume, in numpy's boolean-index (raster) order."""
+  return np.broadcast_to(np.arange(coded.shape[0])[:, None, None], coded.shape)[coded]
 
 
 def _symbol_values(symbols, levels):
@@ -350,26 +370,6 @@ def _symbol_values(symbols, levels):
 def _to_volume(values, coded):
   """N×H×W×C values and 0/1 flags -> N×C×H×W×2 context-model input."""
   return jnp.stack([jnp.moveaxis(values, -1, 1), jnp.moveaxis(coded, -1, 1)], axis=-1)
-
-
-def _check(counts, symbols) -> int:
-  return bitstream.crc32(np.concatenate([np.asarray(counts, np.int32).ravel(), np.asarray(symbols, np.int32).ravel()]))
-
-
-@nnx.jit
-def _analyze(model, images):
-  """-> (symbols N×H×W×C, counts N×H×W) of a padded batch."""
-  features = model.encoder(images.astype(jnp.float32) / 255.0 - 0.5)
-  _, symbols = model.centers(features[..., :model.channels])
-  _, hard = model._masks(features[..., model.channels])
-  return symbols.astype(jnp.int32), model._counts(hard)
-
-
-@nnx.jit
-def _synthesize(model, symbols, counts):
-  mask = model.mask_from_counts(counts).astype(jnp.float32)
-  z = model.centers.dequantize(symbols) * mask
-  return jnp.clip(jnp.round((model.decoder(z) + 0.5) * 255.0), 0, 255).astype(jnp.uint8)
 
 
 @nnx.jit

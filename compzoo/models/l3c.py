@@ -85,6 +85,12 @@ class ScalePredictor(nnx.Module):
 
 
 class L3C(nnx.Module):
+  """Same backend only: every table comes from float network outputs, which two backends (CPU and GPU,
+  or CPUs with other vector units) need not compute bit-identically; the container's image check then
+  turns a mismatch into a ``BitstreamError``."""
+
+  LOSSLESS = True
+  DECODE_GUARANTEE = "same-backend"
 
   def __init__(self, features: int = 64, blocks: int = 8, latent_channels: int = 5, levels: int = 25,
                components: int = 10, scales: int = 3, sigma: float = 2.0, auxiliary: str = "learned",
@@ -115,9 +121,9 @@ class L3C(nnx.Module):
 
   # Training and evaluation: every scale at once.
 
-  def __call__(self, images, key=None):
+  def __call__(self, images, key=None, side=None):
     """images: N×H×W×3 integers in [0, 255], H and W multiples of 2^scales. -> RDOutput (bits per scale)."""
-    del key  # soft-to-hard quantization is deterministic
+    del key, side  # soft-to-hard quantization is deterministic
     images = jnp.asarray(images, jnp.float32)
     self._check_shape(images.shape[1:3])
     symbols = self._pyramid(images)
@@ -159,8 +165,14 @@ class L3C(nnx.Module):
 
   # Coding: a Codec (compzoo/codecs/learned.py) calls these. One stream holds every tile and scale.
 
-  def prepare_coding(self):
+  def prepare_coding(self, tables=None):
     return None
+
+  def min_stream_bits(self, shape, prepared=None) -> float:
+    """The uniform top scale alone costs C log2(L) bits per position of every tile."""
+    multiple = 2 ** self.scales
+    rows, cols = (sum(-(-(cut.stop - cut.start) // multiple) for cut in _cuts(n)) for n in shape[:2])
+    return rows * cols * self.aux_channels * float(self.top_model.bits(0))
 
   def encode_image(self, image: np.ndarray, prepared=None):
     encoder = Encoder()
@@ -181,10 +193,6 @@ class L3C(nnx.Module):
     if len(streams) != 1:
       raise BitstreamError(f"L3C files hold 1 stream, this one has {len(streams)}")
     multiple = 2 ** self.scales
-    top_bits = sum(-(-(r.stop - r.start) // multiple) * -(-(c.stop - c.start) // multiple)
-                   for r, c in tiles(shape[:2])) * float(self.top_model.bits(0)) * self.aux_channels
-    if 8 * len(streams[0]) < 0.99 * top_bits:  # the uniform top scale alone needs this many: refuse work
-      raise BitstreamError(f"L3C stream of {len(streams[0])} bytes is too short for a {shape[0]}x{shape[1]} image")
     decoder = Decoder(streams[0])
     image = np.zeros(shape, np.uint8)
     for rows, cols in tiles(shape[:2]):
@@ -217,11 +225,13 @@ def _predict_scale(model: L3C, s: int, z_symbols, features_above):
 
 def tiles(hw) -> list[tuple[slice, slice]]:
   """Near-equal tiles of at most TILE pixels a side, row-major; a pure function of the image size."""
-  def cuts(n):
-    count = -(-n // TILE)
-    edges = [round(i * n / count) for i in range(count + 1)]
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
-  return [(r, c) for r in cuts(hw[0]) for c in cuts(hw[1])]
+  return [(r, c) for r in _cuts(hw[0]) for c in _cuts(hw[1])]
+
+
+def _cuts(n: int) -> list[slice]:
+  count = -(-n // TILE)
+  edges = [round(i * n / count) for i in range(count + 1)]
+  return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def _crop(params, hw) -> np.ndarray:

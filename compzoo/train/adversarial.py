@@ -1,10 +1,12 @@
 """Adversarial and Wasserstein objectives: GAN (non-saturating or hinge, feature matching), WGAN-GP, WAE.
 
-Models for these objectives are compression (or generative) models with extra submodules, and parameter
-groups are chosen by path, never by name suffix:
-  - ``model(images, key) -> RDOutput``: the generator (for a pure generative model, reconstruction is a
-    sample and ``bits`` is empty);
-  - ``model.discriminator(images, condition) -> (logits, features)``: GAN discriminator or WGAN critic;
+Models for these objectives are compression (or generative) models with extra, training-only submodules
+(named as in ``compzoo.models.TRAINING_ONLY``, so exports leave them out), and parameter groups are chosen
+by path, never by name suffix:
+  - ``model(images, key, side=...) -> RDOutput``: the generator (for a pure generative model,
+    reconstruction is a sample and ``bits`` is empty);
+  - ``model.discriminator(images, side) -> (logits, features)``: GAN discriminator or WGAN critic, given
+    the record's side data (a label map, for a conditional discriminator);
   - WAE: ``model.encode(images, key) -> latents (N, d)`` and ``model.prior_sample(key, n) -> (N, d)``; with
     the adversarial penalty, ``model.latent_discriminator(latents) -> logits``.
 Discriminator steps come first and see the generator's output with gradients stopped; the generator step
@@ -13,40 +15,41 @@ then sees the updated discriminator (alternating updates, as in Agustsson et al.
 
 from __future__ import annotations
 
-import dataclasses
-
+import flax.struct
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from compzoo import rd
 from compzoo.errors import UsageError
-from compzoo.train.objectives import Objective, quality_metrics
+from compzoo.models import TRAINING_ONLY
+from compzoo.train.objectives import Objective, forward, global_norm, side_data, static_field
 
-_GENERATOR = nnx.All(nnx.Param, nnx.Not(nnx.Any(nnx.PathContains("discriminator"),
-                                                 nnx.PathContains("latent_discriminator"))))
+_GENERATOR = nnx.All(nnx.Param, nnx.Not(nnx.Any(*(nnx.PathContains(part) for part in TRAINING_ONLY))))
 _DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
 _LATENT_DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("latent_discriminator"))
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class _GeneratorAndDiscriminator(Objective):
   """What GAN and WGAN-GP share: the generator's weights, its parameter groups, and its update on
   rate_weight * bpp + distortion_weight * d(x, x̂) + an adversarial part the subclass supplies."""
 
   adversarial_weight: float = 1.0
-  distortion_weight: float = 0.0
-  distortion: str = "mse"
+  distortion_weight: float = static_field(0.0)  # 0 leaves the distortion out of the program
+  distortion: str = static_field("mse")
   rate_weight: float = 0.0
 
   def groups(self):
     return {"generator": _GENERATOR, "discriminator": _DISCRIMINATOR}
 
-  def _update_generator(self, model, optimizers, real, key, adversarial):
+  def _update_generator(self, model, optimizers, batch, key, adversarial):
     """One generator step; ``adversarial(model, x̂) -> (loss part, metrics)``. Returns (loss, metrics)."""
+    real = batch["image"]
+    optimizer = optimizers["generator"]
 
     def generator_loss(model):
-      output = model(real, key)
+      output = forward(model, batch, key)
       loss, terms = adversarial(model, output.reconstruction)
       terms = {"bpp": output.bpp(), **terms}
       loss = loss + self.rate_weight * terms["bpp"]
@@ -56,25 +59,25 @@ class _GeneratorAndDiscriminator(Objective):
       return loss, terms
 
     (loss, terms), grads = nnx.value_and_grad(
-        generator_loss, argnums=nnx.DiffState(0, _GENERATOR), has_aux=True)(model)
-    optimizers["generator"].update(model, grads)
-    return loss, terms
+        generator_loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True)(model)
+    optimizer.update(model, grads)
+    return loss, {**terms, "grad_norm": global_norm(grads)}
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class GAN(_GeneratorAndDiscriminator):
   """Generator: adversarial_weight * adv + distortion_weight * d + rate_weight * bpp + feature_matching * FM."""
 
-  loss: str = "nonsaturating"  # or "hinge"
-  feature_matching: float = 0.0
+  loss: str = static_field("nonsaturating")  # or "hinge"
+  feature_matching: float = static_field(0.0)
 
   def __post_init__(self):
     if self.loss not in ("nonsaturating", "hinge"):
       raise UsageError(f"GAN loss {self.loss!r}: use 'nonsaturating' or 'hinge'")
 
   def update(self, model, optimizers, batch, key):
-    real, condition = batch["image"], batch.get("condition")
-    fake = jax.lax.stop_gradient(model(real, key).reconstruction)
+    real, condition = batch["image"], side_data(batch)
+    fake = jax.lax.stop_gradient(forward(model, batch, key).reconstruction)
 
     def discriminator_loss(model):
       real_logits, _ = model.discriminator(real, condition)
@@ -83,7 +86,8 @@ class GAN(_GeneratorAndDiscriminator):
         return jnp.mean(jax.nn.relu(1 - real_logits)) + jnp.mean(jax.nn.relu(1 + fake_logits))
       return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
 
-    d_loss, grads = nnx.value_and_grad(discriminator_loss, argnums=nnx.DiffState(0, _DISCRIMINATOR))(model)
+    d_loss, grads = nnx.value_and_grad(
+        discriminator_loss, argnums=nnx.DiffState(0, optimizers["discriminator"].wrt))(model)
     optimizers["discriminator"].update(model, grads)
 
     def adversarial(model, reconstruction):
@@ -97,16 +101,16 @@ class GAN(_GeneratorAndDiscriminator):
         terms["feature_matching"] = matching
       return loss, terms
 
-    g_loss, terms = self._update_generator(model, optimizers, real, key, adversarial)
+    g_loss, terms = self._update_generator(model, optimizers, batch, key, adversarial)
     return {"loss": g_loss, "discriminator_loss": d_loss, **terms}
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class WGANGP(_GeneratorAndDiscriminator):
   """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017): ``critic_steps`` critic updates per
   generator update; generator loss -E[critic(x̂)] * adversarial_weight + distortion and rate terms."""
 
-  critic_steps: int = 5
+  critic_steps: int = static_field(5)
   penalty_weight: float = 10.0
 
   def __post_init__(self):
@@ -114,7 +118,7 @@ class WGANGP(_GeneratorAndDiscriminator):
       raise UsageError(f"WGAN-GP needs critic_steps >= 1, got {self.critic_steps}")
 
   def update(self, model, optimizers, batch, key):
-    real, condition = jnp.asarray(batch["image"], jnp.float32), batch.get("condition")
+    real, condition = jnp.asarray(batch["image"], jnp.float32), side_data(batch)
     keys = jax.random.split(key, self.critic_steps + 1)
 
     def critic_loss(model, fake, mix_key):
@@ -128,27 +132,27 @@ class WGANGP(_GeneratorAndDiscriminator):
 
     for step_key in keys[1:]:
       sample_key, mix_key = jax.random.split(step_key)
-      fake = jax.lax.stop_gradient(model(real, sample_key).reconstruction)
+      fake = jax.lax.stop_gradient(forward(model, batch, sample_key).reconstruction)
       (c_loss, distance), grads = nnx.value_and_grad(
-          critic_loss, argnums=nnx.DiffState(0, _DISCRIMINATOR), has_aux=True)(model, fake, mix_key)
+          critic_loss, argnums=nnx.DiffState(0, optimizers["discriminator"].wrt), has_aux=True)(model, fake, mix_key)
       optimizers["discriminator"].update(model, grads)
 
     def adversarial(model, reconstruction):
       value = -jnp.mean(model.discriminator(reconstruction, condition)[0])
       return self.adversarial_weight * value, {"adversarial": value}
 
-    g_loss, terms = self._update_generator(model, optimizers, real, keys[0], adversarial)
+    g_loss, terms = self._update_generator(model, optimizers, batch, keys[0], adversarial)
     return {"loss": g_loss, "critic_loss": c_loss, "wasserstein_estimate": distance, **terms}
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class WAE(Objective):
   """Wasserstein autoencoder (Tolstikhin et al. 2018): d(x, G(E(x))) + penalty_weight * D(Q_Z, P_Z), with D
   an MMD (inverse multiquadratic kernel) or a latent discriminator (non-saturating GAN on latents)."""
 
-  penalty: str = "mmd"  # or "adversarial"
+  penalty: str = static_field("mmd")  # or "adversarial"
   penalty_weight: float = 1.0
-  distortion: str = "mse"
+  distortion: str = static_field("mse")
   rate_weight: float = 0.0
   kernel_scale: float = 1.0
 
@@ -175,7 +179,7 @@ class WAE(Objective):
                 + jnp.mean(jax.nn.softplus(model.latent_discriminator(encoded))))
 
       result["latent_discriminator_loss"], grads = nnx.value_and_grad(
-          latent_discriminator_loss, argnums=nnx.DiffState(0, _LATENT_DISCRIMINATOR))(model)
+          latent_discriminator_loss, argnums=nnx.DiffState(0, optimizers["latent_discriminator"].wrt))(model)
       optimizers["latent_discriminator"].update(model, grads)
 
     def wae_loss(model):
@@ -184,18 +188,15 @@ class WAE(Objective):
         penalty = mmd(latents, prior, self.kernel_scale)
       else:
         penalty = jnp.mean(jax.nn.softplus(-model.latent_discriminator(latents)))
-      output = model(images, forward_key)
+      output = forward(model, batch, forward_key)
       distortion = rd.distortion(images, output.reconstruction, self.distortion)
       loss = distortion + self.penalty_weight * penalty + self.rate_weight * output.bpp()
       return loss, {"distortion": distortion, "penalty": penalty, "bpp": output.bpp()}
 
-    (loss, terms), grads = nnx.value_and_grad(wae_loss, argnums=nnx.DiffState(0, _GENERATOR), has_aux=True)(model)
+    (loss, terms), grads = nnx.value_and_grad(
+        wae_loss, argnums=nnx.DiffState(0, optimizers["model"].wrt), has_aux=True)(model)
     optimizers["model"].update(model, grads)
     return {"loss": loss, **terms, **result}
-
-  def evaluate(self, model, batch):
-    output = model(batch["image"])
-    return quality_metrics(output, batch["image"]), output.reconstruction
 
 
 def mmd(x, y, scale: float = 1.0) -> jax.Array:

@@ -2,11 +2,14 @@
 steps with checkpoints, logs and evaluation. Every method trains through ``train_and_evaluate``.
 
 Reproducibility: step ``i`` uses batch ``i`` of the data pipeline and the key fold_in(seed, i), so a run
-stopped after a checkpoint and resumed ends with the parameters of an uninterrupted run.
+stopped after a checkpoint and resumed ends with the parameters of an uninterrupted run. That is also how a
+run trains under a wall-clock budget (``train.max_seconds``): it stops after a checkpoint once the budget
+is spent, and running it again goes on from there (how a GPU config is trained in 10-minute commands).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -16,30 +19,36 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from compzoo import models
+from compzoo import checkpoints as checkpoints_lib
+from compzoo import exports, models
 from compzoo.data import pipeline
 from compzoo.errors import CompzooError, UsageError
-from compzoo.train import checkpoint, mesh as mesh_lib
+from compzoo.train import groups, mesh as mesh_lib
 from compzoo.train.logs import MetricsLog
-from compzoo.train.objectives import Objective, make_objective
+from compzoo.train.objectives import Objective
 from compzoo.train.optim import make_optimizer
+from compzoo.train.registry import make_objective
 
 
 class TrainState(nnx.Module):
-  """The model and one optimizer per parameter group of the objective."""
+  """The model and one optimizer per parameter group of the objective; frozen parameters belong to no
+  optimizer (no state, no gradient)."""
 
-  def __init__(self, model: nnx.Module, objective: Objective, optimizer_config, total_steps: int):
+  def __init__(self, model: nnx.Module, objective: Objective, optimizer_config, total_steps: int, frozen=None):
     self.model = model
+    trainable = (lambda wrt: wrt) if frozen is None else (lambda wrt: nnx.All(wrt, nnx.Not(frozen)))
     self.optimizers = nnx.Dict({
-        group: nnx.Optimizer(model, make_optimizer(optimizer_config, total_steps, group), wrt=wrt)
+        group: nnx.Optimizer(model, make_optimizer(optimizer_config, total_steps, group), wrt=trainable(wrt))
         for group, wrt in objective.groups().items()})
 
 
 def new_train_state(config: ml_collections.ConfigDict) -> tuple[Objective, TrainState]:
-  """The objective and a freshly initialised model with its optimizers, as the config says."""
+  """The objective and a freshly initialised model with its optimizers, as the config says (parameters
+  under ``train.freeze`` get none)."""
   objective = make_objective(config.objective)
   model = models.build(config.model, seed=config.train.seed)
-  return objective, TrainState(model, objective, config.optimizer, config.train.steps)
+  frozen = groups.frozen_filter(model, config.train.get("freeze", ""))
+  return objective, TrainState(model, objective, config.optimizer, config.train.steps, frozen)
 
 
 def place(train_state: TrainState, mesh):
@@ -49,38 +58,55 @@ def place(train_state: TrainState, mesh):
 
 
 def compile_step(objective: Objective, graphdef, mesh):
-  """A jitted (state, batch, key) -> (state, metrics): batch split over the 'data' axis, state replicated."""
+  """A jitted (state, batch, key) -> (state, metrics): batch split over the 'data' axis, state replicated.
+  The objective is an argument of the compiled program (its weights are traced), so runs whose models
+  and objectives differ only in such numbers share one compilation."""
+  step = _jitted_step(graphdef, mesh)
+  return lambda state, batch, key: step(state, batch, key, objective)
 
-  def step(state, batch, key):
+
+def compile_eval(objective: Objective, graphdef, mesh):
+  evaluate = _jitted_eval(graphdef, mesh)
+  return lambda state, batch: evaluate(state, batch, objective)
+
+
+@functools.lru_cache(maxsize=8)
+def _jitted_step(graphdef, mesh):
+  def step(state, batch, key, objective):
     train_state = nnx.merge(graphdef, state)
     step_metrics = objective.update(train_state.model, train_state.optimizers, batch, key)
     return nnx.state(train_state), step_metrics
 
   replicated = mesh_lib.replicated(mesh)
-  return jax.jit(step, in_shardings=(replicated, mesh_lib.batch_sharding(mesh), replicated),
+  return jax.jit(step, in_shardings=(replicated, mesh_lib.batch_sharding(mesh), replicated, replicated),
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
-def compile_eval(objective: Objective, graphdef, mesh):
-  def evaluate(state, batch):
+@functools.lru_cache(maxsize=8)
+def _jitted_eval(graphdef, mesh):
+  def evaluate(state, batch, objective):
     return objective.evaluate(nnx.merge(graphdef, state).model, batch)
 
-  return jax.jit(evaluate, in_shardings=(mesh_lib.replicated(mesh), mesh_lib.replicated(mesh)))
+  replicated = mesh_lib.replicated(mesh)
+  return jax.jit(evaluate, in_shardings=(replicated, replicated, replicated))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int | None = None,
                        progress: bool = True) -> dict[str, float]:
-  """Trains to config.train.steps (resuming from WORKDIR/checkpoints); ``stop_at`` stops early after a
-  checkpoint, as a preempted job would. Returns the last logged metrics."""
+  """Trains to config.train.steps (resuming from WORKDIR/checkpoints); stops early after a checkpoint at
+  step ``stop_at`` (as a preempted job would) or once ``config.train.max_seconds`` have passed. Returns
+  the last logged metrics."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   train_cfg = config.train
   total = train_cfg.steps
+  budget = float(train_cfg.get("max_seconds", 0) or 0)
+  started = time.monotonic()
   mesh = mesh_lib.make_mesh()
   local_batch = mesh_lib.check_batch_size(config.data.batch_size, mesh)
 
   objective, train_state = new_train_state(config)
-  checkpoints = checkpoint.Checkpoints(workdir, keep=train_cfg.get("keep_checkpoints", 2))
+  checkpoints = checkpoints_lib.Checkpoints(workdir, keep=train_cfg.get("keep_checkpoints", 2))
   start = checkpoints.latest_step() or 0
   if start:
     saved = checkpoints.config(start)
@@ -88,17 +114,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
       if saved[section].to_dict() != config[section].to_dict():
         raise UsageError(f"{workdir} holds a run with another {section} ({saved[section].to_dict()}); "
                          "resume with its config or use a new workdir")
+    if groups.parse_prefixes(saved.train.get("freeze", "")) != groups.parse_prefixes(train_cfg.get("freeze", "")):
+      raise UsageError(f"{workdir} holds a run that froze {saved.train.get('freeze', '') or 'nothing'}; "
+                       "resume with the same train.freeze or use a new workdir")
     checkpoints.restore(start, train_state.model, train_state.optimizers)
   elif train_cfg.get("init_from"):
-    _init_from(train_state.model, config, train_cfg.init_from)
+    report = groups.warm_start(train_state.model, train_cfg.init_from)
+    groups.write_report(report, workdir)
+    print(report.summary())
 
   graphdef, state = place(train_state, mesh)
   step_fn = compile_step(objective, graphdef, mesh)
   eval_fn = compile_eval(objective, graphdef, mesh)
 
-  train_source = pipeline.image_source(config.data, "train")
-  eval_images = pipeline.eval_batch(_eval_source(config.data, train_source), config.data.crop,
-                                    train_cfg.get("eval_images", 4))
+  train_source = pipeline.record_source(config.data, "train")
+  eval_records = pipeline.eval_batch(_eval_source(config.data, train_source), config.data.crop,
+                                     train_cfg.get("eval_images", 4))
   batches = pipeline.train_batches(train_source, config.data.crop, local_batch,
                                    seed=train_cfg.seed + 7919 * jax.process_index(), start_step=start)
   base_key = jax.random.PRNGKey(train_cfg.seed)
@@ -106,12 +137,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
   last, pending, interval_start, done = {}, [], time.perf_counter(), start
   try:
     for step in range(start, total):
-      batch = mesh_lib.shard_batch({"image": next(batches)}, mesh)
+      batch = mesh_lib.shard_batch(next(batches), mesh)
       state, step_metrics = step_fn(state, batch, jax.random.fold_in(base_key, step))
       pending.append(step_metrics)
       done = step + 1
       log.advance()
-      finished = done == total or done == stop_at
+      out_of_time = budget > 0 and time.monotonic() - started >= budget
+      finished = done == total or done == stop_at or out_of_time
       if done % train_cfg.log_every == 0 or finished:
         last = _mean(pending)
         last["images_per_s"] = len(pending) * config.data.batch_size / (time.perf_counter() - interval_start)
@@ -120,35 +152,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
         log.scalars(done, last)
         pending, interval_start = [], time.perf_counter()
       if done % train_cfg.eval_every == 0 or finished:
-        values, pictures = eval_fn(state, {"image": jnp.asarray(eval_images)})
+        values, pictures = eval_fn(state, {key: jnp.asarray(value) for key, value in eval_records.items()})
         log.evaluation(done, {k: float(v) for k, v in values.items()},
                        None if pictures is None else np.asarray(pictures))
       if done % train_cfg.checkpoint_every == 0 or finished:
         nnx.update(train_state, state)
         checkpoints.save(done, train_state.model, train_state.optimizers, config)
       if finished:
+        if out_of_time and done < total:
+          print(f"stopped at step {done} of {total}: train.max_seconds={budget:g} spent; run again to resume")
         break
   finally:
     log.close()
     checkpoints.close()
   nnx.update(train_state, state)
   if done == total and jax.process_index() == 0:
-    checkpoint.export(workdir / "export", config, train_state.model)
+    exports.write(workdir / "export", config, train_state.model)
   return last
-
-
-def _init_from(model, config, path) -> None:
-  """Warm start: the weights of another run (a workdir or an export) of the same model, with fresh
-  optimizers and this run's objective (e.g. another rate target, as operating points are usually trained)."""
-  saved_config, saved_model, _ = checkpoint.load_model(path)
-  if saved_config.model.to_dict() != config.model.to_dict():
-    raise UsageError(f"train.init_from={path} holds another model ({saved_config.model.to_dict()})")
-  nnx.update(model, nnx.state(saved_model, nnx.Param))
 
 
 def _eval_source(data, train_source):
   try:
-    return pipeline.image_source(data, data.get("eval_split", "val"))
+    return pipeline.record_source(data, data.get("eval_split", "val"))
   except CompzooError:  # folders without a validation split evaluate on training images
     return train_source
 

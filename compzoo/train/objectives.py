@@ -1,26 +1,40 @@
 """Training objectives: what one step of the shared loop optimises.
 
 An objective names its parameter groups (``groups``: group -> NNX filter over the model's parameter paths;
-one optimizer each) and implements ``update(model, optimizers, batch, key) -> metrics``. Objectives with a
-single loss subclass ``SingleLoss`` and only write ``loss``; their gradient comes from the model's own
-``gradient_rule`` when it has one (truncated BPTT, SAB, UORO, RTRL, ...), else from reverse-mode autodiff.
-Adversarial objectives live in compzoo/train/adversarial.py.
+one optimizer each) and implements ``update(model, optimizers, batch, key) -> metrics``. Each optimizer's
+``wrt`` is its group minus the parameters the config freezes, and objectives differentiate only with
+respect to it, so frozen parameters get no gradient and no optimizer state.
 
-Batches are dicts: 'image' (N×H×W×3 in [0, 255], or any array for toy problems), optionally 'condition'.
+Objectives are JAX pytrees (``flax.struct`` dataclasses): their weights (lambda, rate targets, ...) are
+traced arguments of the compiled step, so operating points that differ only in those share one
+compilation; strings and anything that steers Python control flow are static fields (``static_field``).
+
+Batches are records: ``image`` (N×H×W×C in [0, 255], or any array for toy problems) plus side data
+(``label_map``, ``label``, ...). ``forward`` hands the whole record to the model, which ignores what it
+does not use. Objectives with a single loss subclass ``SingleLoss``; ``Recurrent`` trains a model's
+per-step function with a credit-assignment rule (compzoo/train/credit.py). Adversarial objectives live in
+compzoo/train/adversarial.py; compzoo/train/registry.py names them all.
 """
 
 from __future__ import annotations
 
 import abc
-import dataclasses
-from typing import Any, Callable
+from typing import Any
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from compzoo import metrics, rd
 from compzoo.errors import UsageError
+from compzoo.train import credit
+
+
+def static_field(default):
+  """A field that shapes the computation (a string, a count, a switch): part of the compiled program."""
+  return flax.struct.field(pytree_node=False, default=default)
+
 
 class Objective(abc.ABC):
   def groups(self) -> dict[str, Any]:
@@ -34,65 +48,111 @@ class Objective(abc.ABC):
 
   def evaluate(self, model, batch) -> tuple[dict[str, jax.Array], jax.Array | None]:
     """Deterministic metrics on a batch (no noise, no update), and the images to show (or None)."""
-    output = model(batch["image"])
+    output = forward(model, batch)
     return quality_metrics(output, batch["image"]), output.reconstruction
 
 
-def default_gradient_rule(loss_fn: Callable, model, batch, key):
-  """Reverse-mode autodiff of the whole forward pass: ((loss, metrics), grads of all nnx.Param)."""
-  return nnx.value_and_grad(loss_fn, has_aux=True)(model, batch, key)
+def side_data(batch) -> dict:
+  """The record's side data: everything but the image."""
+  return {key: value for key, value in batch.items() if key != "image"}
+
+
+def forward(model, batch, key=None):
+  """The model's forward pass on a record: ``model(images, key, side=...)``."""
+  return model(batch["image"], key, side=side_data(batch))
 
 
 class SingleLoss(Objective):
-  """An objective with one scalar loss over all parameters."""
+  """An objective with one scalar loss over the 'model' group."""
 
   @abc.abstractmethod
   def loss(self, model, batch, key) -> tuple[jax.Array, dict[str, jax.Array]]:
     ...
 
   def update(self, model, optimizers, batch, key):
-    rule = getattr(model, "gradient_rule", None)
-    if rule is None:
-      (_, step_metrics), grads = default_gradient_rule(self.loss, model, batch, key)
-    else:
-      (_, step_metrics), grads = rule(self.loss, batch, key)
+    optimizer = optimizers["model"]
+    (_, step_metrics), grads = nnx.value_and_grad(
+        self.loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True)(model, batch, key)
     step_metrics = dict(step_metrics)
-    step_metrics["grad_norm"] = _global_norm(grads)
-    optimizers["model"].update(model, grads)
+    step_metrics["grad_norm"] = global_norm(grads)
+    optimizer.update(model, grads)
     return step_metrics
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class RateDistortion(SingleLoss):
   """rate + lmbda * distortion (bpp; MSE on the 0-255 scale or 1 - MS-SSIM); with ``rate_target`` the
   rate term is beta * max(H - H_target, 0) as in Mentzer et al. 2018."""
 
   lmbda: float = 0.01
-  distortion: str = "mse"
+  distortion: str = static_field("mse")
   rate_target: float | None = None
   beta: float = 1.0
-  ms_ssim_scales: int = 5
+  ms_ssim_scales: int = static_field(5)
 
   def loss(self, model, batch, key):
-    output = model(batch["image"], key)
+    output = forward(model, batch, key)
     loss, step_metrics = rd.rate_distortion_loss(output, batch["image"], self.lmbda, self.distortion,
                                                  self.rate_target, self.beta, self.ms_ssim_scales)
     step_metrics["psnr"] = metrics.psnr(batch["image"], output.reconstruction)
     return loss, step_metrics
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class Lossless(SingleLoss):
   """Negative log-likelihood of the image in bits per sub-pixel, all streams together."""
 
-  channels: int = 3
+  channels: int = static_field(3)
 
   def loss(self, model, batch, key):
-    return rd.lossless_loss(model(batch["image"], key), self.channels)
+    return rd.lossless_loss(forward(model, batch, key), self.channels)
 
   def evaluate(self, model, batch):
-    _, step_metrics = rd.lossless_loss(model(batch["image"]), self.channels)
+    _, step_metrics = rd.lossless_loss(forward(model, batch), self.channels)
     return step_metrics, None
+
+
+@flax.struct.dataclass
+class Recurrent(Objective):
+  """A recurrent model's unroll (``init_carry``, ``step``, ``unroll``: see compzoo/train/credit.py) with
+  a loss at every step: ``distortion`` between the step's output and target, weighted by ``steps``
+  ('all': the sum over steps; 'last': only the final step). ``credit`` says how gradients flow back
+  through the unroll: 'bptt' or 'tbptt:K'. The first carry is taken as given (not differentiated)."""
+
+  credit: str = static_field("bptt")
+  distortion: str = static_field("mse")
+  steps: str = static_field("all")
+
+  def __post_init__(self):
+    credit.parse_credit(self.credit)
+    if self.steps not in ("all", "last"):
+      raise UsageError(f"recurrent objective steps={self.steps!r}: use 'all' or 'last'")
+
+  def update(self, model, optimizers, batch, key):
+    del key
+    optimizer = optimizers["model"]
+    graphdef, params, rest = nnx.split(model, optimizer.wrt, ...)
+    inputs, targets = model.unroll(batch)
+    count = jax.tree.leaves(targets)[0].shape[0]
+    weights = jnp.ones(count) if self.steps == "all" else jnp.zeros(count).at[-1].set(1.0)
+
+    def step(params, carry, x_t):
+      inputs_t, target_t, weight_t = x_t
+      carry, output_t = nnx.merge(graphdef, params, rest).step(carry, inputs_t)
+      return carry, weight_t * rd.distortion(target_t, output_t, self.distortion)
+
+    rule = credit.parse_credit(self.credit)
+    (loss, losses), grads = rule.value_and_grad(step, params, model.init_carry(batch), (inputs, targets, weights))
+    optimizer.update(model, grads)
+    return {"loss": loss, "loss/first_step": losses[0], "loss/last_step": losses[-1], "grad_norm": global_norm(grads)}
+
+  def evaluate(self, model, batch):
+    inputs, targets = model.unroll(batch)
+    graphdef, state = nnx.split(model)
+    step = lambda carry, x_t: nnx.merge(graphdef, state).step(carry, x_t)
+    _, outputs = jax.lax.scan(step, model.init_carry(batch), inputs)
+    last = lambda tree: jax.tree.map(lambda x: x[-1], tree)
+    return {"distortion/last_step": rd.distortion(last(targets), last(outputs), self.distortion)}, None
 
 
 def quality_metrics(output: rd.RDOutput, target) -> dict[str, jax.Array]:
@@ -103,21 +163,6 @@ def quality_metrics(output: rd.RDOutput, target) -> dict[str, jax.Array]:
   return result
 
 
-def _global_norm(grads) -> jax.Array:
+def global_norm(grads) -> jax.Array:
   leaves = jax.tree.leaves(grads)
   return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in leaves)) if leaves else jnp.zeros(())
-
-
-def make_objective(config) -> Objective:
-  """config: a ConfigDict with 'name' and the objective's fields."""
-  from compzoo.train import adversarial  # imported here: it imports this module
-  kinds = {"rate_distortion": RateDistortion, "lossless": Lossless, "gan": adversarial.GAN,
-           "wgan_gp": adversarial.WGANGP, "wae": adversarial.WAE}
-  settings = dict(config)
-  name = settings.pop("name", None)
-  if name not in kinds:
-    raise UsageError(f"unknown objective {name!r}; known: {', '.join(kinds)}")
-  try:
-    return kinds[name](**settings)
-  except TypeError as e:
-    raise UsageError(f"objective {name!r}: bad settings {settings}: {e}") from None

@@ -10,28 +10,20 @@ crops, sized for 2 CPU cores), ``gpu`` (the paper's N=128, M=192 on 256-pixel cr
 (CompressAI's quality ladder 0.0018 ... 0.0483 uses the same scale).
 """
 
-import ml_collections
+from experiments.configs import presets
 
-BSDS500 = "../shared/data/train/bsds500"
+VARIANTS = presets.all_variants(presets.SIZES)
 
 
-def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.model = dict(name="bmshj2018_factorized", channels=48, latent=48)
-  config.objective = dict(name="rate_distortion", lmbda=0.0067, distortion="mse")
-  config.data = dict(source="folder", path=BSDS500, downscale=1, data_dir=".data/tfds", crop=96, batch_size=8)
-  config.optimizer = dict(name="adam", learning_rate=5e-4, schedule="cosine", warmup=100, clip=1.0)
-  config.train = dict(steps=2500, seed=0, log_every=50, eval_every=500, checkpoint_every=500, eval_images=4)
-  if variant == "tiny":
-    config.model.update(channels=16, latent=16)
-    config.data.update(crop=64, batch_size=4)
-    config.optimizer.update(learning_rate=1e-3, warmup=0)
-    config.train.update(steps=150, log_every=10, eval_every=50, checkpoint_every=50)
-  elif variant == "gpu":
-    config.model.update(channels=128, latent=192)
-    config.data.update(crop=256, batch_size=16)
-    config.optimizer.update(learning_rate=1e-4)
-    config.train.update(steps=200_000, log_every=100, eval_every=2000, checkpoint_every=5000)
-  elif variant != "cpu":
-    raise ValueError(f"unknown variant {variant!r}; use tiny, cpu or gpu")
-  return config
+def get_config(variant: str = "cpu"):
+  (size,) = presets.parse_variant(variant, presets.SIZES)
+  channels, latent, crop, batch, lr, warmup, steps = {
+      "tiny": (16, 16, 64, 4, 1e-3, 0, 150),
+      "cpu": (48, 48, 96, 8, 5e-4, 100, 2500),
+      "gpu": (128, 192, 256, 16, 1e-4, 100, 200_000)}[size]
+  return presets.config(
+      model=dict(name="bmshj2018_factorized", channels=channels, latent=latent),
+      objective=dict(name="rate_distortion", lmbda=0.0067, distortion="mse"),
+      data=presets.data("bsds500", crop, batch, downscale=1),
+      optimizer=presets.optimizer(lr, warmup=warmup),
+      train=presets.train(size, steps))

@@ -16,35 +16,27 @@ cached TFDS copy), which averages away JPEG block artefacts the model would othe
 the L3C authors did by downscaling Open Images.
 """
 
-import ml_collections
+from experiments.configs import presets
 
-BSDS500 = "../shared/data/train/bsds500"
-SIZES = ("tiny", "cpu", "gpu")
 KINDS = {"": dict(auxiliary="learned", shared_predictor=False),
-         "-rgb": dict(auxiliary="rgb", shared_predictor=False),
-         "-rgb-shared": dict(auxiliary="rgb", shared_predictor=True)}
+         "rgb": dict(auxiliary="rgb", shared_predictor=False),
+         "rgb-shared": dict(auxiliary="rgb", shared_predictor=True)}
+VARIANTS = [f"{size}-{kind}" if kind else size for size in presets.SIZES for kind in KINDS]
 
 
-def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
+def get_config(variant: str = "cpu"):
   size, _, kind = variant.partition("-")
-  kind = f"-{kind}" if kind else ""
-  if size not in SIZES or kind not in KINDS:
-    raise ValueError(f"unknown variant {variant!r}; use one of {SIZES}, optionally with -rgb or -rgb-shared")
-  config = ml_collections.ConfigDict()
-  config.model = dict(name="l3c", features=32, blocks=4, latent_channels=5, levels=25, components=10,
-                      scales=3, sigma=2.0, **KINDS[kind])
-  config.objective = dict(name="lossless", channels=3)
-  config.data = dict(source="folder", path=BSDS500, downscale=2, data_dir=".data/tfds", crop=64, batch_size=8)
-  config.optimizer = dict(name="adam", learning_rate=1e-3, schedule="cosine", warmup=100, clip=1.0)
-  config.train = dict(steps=2500, seed=0, log_every=50, eval_every=500, checkpoint_every=500, eval_images=4)
-  if size == "tiny":
-    config.model.update(features=8, blocks=1, components=3)
-    config.data.update(crop=32, batch_size=4)
-    config.optimizer.update(warmup=0)
-    config.train.update(steps=100, log_every=10, eval_every=50, checkpoint_every=50)
-  elif size == "gpu":
-    config.model.update(features=64, blocks=8)
-    config.data.update(crop=128, batch_size=30)
-    config.optimizer.update(learning_rate=1e-4, warmup=0, schedule="constant")
-    config.train.update(steps=300_000, log_every=100, eval_every=5000, checkpoint_every=5000)
-  return config
+  if size not in presets.SIZES or kind not in KINDS:
+    raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
+  features, blocks, components, crop, batch = {"tiny": (8, 1, 3, 32, 4), "cpu": (32, 4, 10, 64, 8),
+                                               "gpu": (64, 8, 10, 128, 30)}[size]
+  optimizer = {"tiny": presets.optimizer(1e-3, warmup=0), "cpu": presets.optimizer(1e-3),
+               "gpu": presets.optimizer(1e-4, schedule="constant", warmup=0)}[size]
+  return presets.config(
+      model=dict(name="l3c", features=features, blocks=blocks, latent_channels=5, levels=25, components=components,
+                 scales=3, sigma=2.0, **KINDS[kind]),
+      objective=dict(name="lossless", channels=3),
+      data=presets.data("bsds500", crop, batch, downscale=2),
+      optimizer=optimizer,
+      train=presets.train(size, {"tiny": 100, "cpu": 2500, "gpu": 300_000}[size],
+                          **({"eval_every": 5000} if size == "gpu" else {})))

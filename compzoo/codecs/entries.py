@@ -1,0 +1,73 @@
+"""How a codec module declares its zoo entries: ``ZooEntry`` records with typed ``Param`` s.
+
+Codec modules list their entries as data (``ENTRIES``) and import nothing above them; ``compzoo/zoo.py``
+collects them, parses names and builds codecs. So imports point one way (zoo -> codec modules -> base),
+and a codec is built once with its canonical name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping
+
+from compzoo.errors import UsageError
+
+# What a learned entry promises about decoding a file on another machine (``compzoo models`` / ``info``).
+# "Exact" is about the bitstream: the symbols decode exactly, as the file's symbol check proves. The
+# pixels are the synthesis transform's float output of those symbols, rounded: another backend (another
+# vector ISA) may round a rare pixel one level the other way (experiments/cross_process_decode.py).
+GUARANTEES = {
+    "exact": "exact on any backend: symbols decode exactly (tables from integer arithmetic on the weights); "
+             "pixels are the float synthesis, equal up to a rare one-level rounding",
+    "shipped-tables": "exact on any backend: symbols decode exactly (integer coding tables ship inside the "
+                      "weights); pixels are the float synthesis, equal up to a rare one-level rounding",
+    "same-backend": "same backend only: tables come from float network outputs; another backend gives a "
+                    "BitstreamError, never a wrong image",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+  """A codec parameter: its type, default and inclusive range."""
+
+  kind: type
+  default: float
+  low: float
+  high: float
+
+  def parse(self, key: str, raw) -> int | float:
+    try:
+      value = self.kind(raw)
+    except (TypeError, ValueError):
+      raise UsageError(f"parameter {key}={raw!r}: expected {self.kind.__name__}") from None
+    if not self.low <= value <= self.high:
+      raise UsageError(f"parameter {key}={value} outside [{self.low}, {self.high}]")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooEntry:
+  name: str
+  description: str
+  lossless: bool | None  # None: decided by the weights (the 'learned' entry)
+  build: Callable[..., "object"]  # build(name, **params) -> Codec named ``name`` (canonical)
+  params: Mapping[str, Param] = dataclasses.field(default_factory=dict)
+  sweep: tuple[Mapping[str, float], ...] = ()  # operating points for rate-distortion curves
+  checkpoint: str | None = None  # repo-relative path of shipped weights, for learned codecs
+  kind: str = "classic"
+  family: str = ""  # entries that are the points of one RD curve (one checkpoint each) share a family
+  guarantee: str = ""  # learned entries: a key of GUARANTEES
+  needs_weights: bool = False  # built from a user's workdir or export (``--weights DIR``)
+
+  def __post_init__(self):
+    if ":" in self.name or "," in self.name:
+      raise ValueError(f"zoo entry name {self.name!r} may not contain ':' or ','")
+    if self.kind == "learned" and self.guarantee not in GUARANTEES and not self.needs_weights:
+      raise ValueError(f"learned zoo entry {self.name!r} must state its decode guarantee ({', '.join(GUARANTEES)})")
+
+  def curve(self) -> str:
+    """The RD curve this entry's points belong to: its family, else its own name."""
+    return self.family or self.name
+
+  def mode(self) -> str:
+    return {True: "lossless", False: "lossy", None: "either"}[self.lossless]

@@ -1,0 +1,122 @@
+"""Exports: a trained model as shipped and loaded by codecs, with no training code (no orbax, no optax
+of ours, no data pipeline).
+
+An export folder (``WORKDIR/export/`` after a run, or compzoo/weights/<entry>/) holds ``config.json``
+(the run's config; ``model`` builds the network), ``params.msgpack`` (the variables decoding needs:
+training-only parts such as discriminators are left out) and, for models whose coding tables depend
+only on the weights, ``tables.msgpack`` (integer tables built once here, so a receiver never recomputes
+them on other hardware). The weights id that every compressed file carries is a BLAKE2 hash of the
+params and tables bytes: a file decodes only with the weights and tables that wrote it.
+
+``load(path)`` also takes a training workdir (its latest orbax checkpoint, read by compzoo/checkpoints.py,
+imported only then).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+from flax import nnx, serialization
+
+from compzoo import models
+from compzoo.errors import UsageError
+
+CONFIG_FILE = "config.json"
+PARAMS_FILE = "params.msgpack"
+TABLES_FILE = "tables.msgpack"
+
+
+@dataclasses.dataclass
+class Export:
+  config: dict  # the whole run config, as plain data
+  model: nnx.Module  # built without training-only parts
+  weights_id: bytes
+  tables: Any = None  # the model's integer coding tables, or None
+
+
+def params_bytes(model: nnx.Module) -> bytes:
+  return serialization.msgpack_serialize(jax.device_get(models.decoding_state(model)))
+
+
+def tables_bytes(tables) -> bytes:
+  return b"" if tables is None else serialization.msgpack_serialize(tables)
+
+
+def weights_id(params: bytes, tables: bytes = b"") -> bytes:
+  return hashlib.blake2b(params + tables, digest_size=16).digest()
+
+
+def coding_tables(model):
+  make = getattr(model, "coding_tables", None)
+  return None if make is None else make()
+
+
+def from_model(config: Mapping, model: nnx.Module) -> Export:
+  """What exporting ``model`` would write, without writing it (a workdir's latest weights as a codec)."""
+  tables = coding_tables(model)
+  return Export(_plain(config), model, weights_id(params_bytes(model), tables_bytes(tables)), tables)
+
+
+def write(directory, config: Mapping, model: nnx.Module) -> Path:
+  """Writes config.json, params.msgpack and (if the model has them) tables.msgpack; returns the folder."""
+  directory = Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  (directory / PARAMS_FILE).write_bytes(params_bytes(model))
+  tables = coding_tables(model)
+  if tables is not None:
+    (directory / TABLES_FILE).write_bytes(tables_bytes(tables))
+  elif (directory / TABLES_FILE).exists():
+    (directory / TABLES_FILE).unlink()
+  (directory / CONFIG_FILE).write_text(json.dumps(_plain(config), indent=2, sort_keys=True) + "\n")
+  return directory
+
+
+def is_export(path) -> bool:
+  path = Path(path)
+  return (path / CONFIG_FILE).is_file() and (path / PARAMS_FILE).is_file()
+
+
+def read(path) -> Export:
+  path = Path(path)
+  try:
+    config = json.loads((path / CONFIG_FILE).read_text())
+  except (OSError, ValueError) as e:
+    raise UsageError(f"{path}: unreadable {CONFIG_FILE}: {e}") from None
+  if not isinstance(config.get("model"), dict):
+    raise UsageError(f"{path}: {CONFIG_FILE} has no 'model' section")
+  model = models.build(config["model"], training=False)
+  params = (path / PARAMS_FILE).read_bytes()
+  state = nnx.state(model)
+  try:
+    nnx.replace_by_pure_dict(state, serialization.msgpack_restore(params))
+  except Exception as e:  # a params file that does not fit its own config
+    raise UsageError(f"{path}: weights do not match the model in {CONFIG_FILE}: {e}") from None
+  nnx.update(model, state)
+  tables_path = path / TABLES_FILE
+  raw_tables = tables_path.read_bytes() if tables_path.is_file() else b""
+  tables = serialization.msgpack_restore(raw_tables) if raw_tables else None
+  return Export(config, model, weights_id(params, raw_tables), tables)
+
+
+def load(path) -> Export:
+  """An export folder, or a training workdir's latest checkpoint (as it would be exported)."""
+  path = Path(path)
+  if is_export(path):
+    return read(path)
+  if (path / "checkpoints").is_dir():
+    from compzoo.checkpoints import restore_latest  # orbax: only a workdir needs it
+    config, model = restore_latest(path)
+    models.strip_training_parts(model)
+    return from_model(config, model)
+  raise UsageError(f"{path}: neither an export ({CONFIG_FILE} + {PARAMS_FILE}) nor a training workdir (checkpoints/)")
+
+
+def _plain(config: Mapping) -> dict:
+  """A ConfigDict or dict -> plain JSON data."""
+  to_dict = getattr(config, "to_dict", None)
+  return json.loads(json.dumps(to_dict() if to_dict else dict(config), default=str))

@@ -1,0 +1,90 @@
+"""The latent seam every lossy learned model codes through, written once.
+
+    analyze(images) -> y        quantize(y) -> Quantized(values, symbols)        synthesize(values) -> images
+    encode_symbols(symbols, prepared) -> streams     decode_symbols(streams, shape, prepared) -> symbols
+    dequantize(symbols) -> values
+
+A model supplies these (``symbols`` is a dict of integer arrays: a latent, importance counts, ...); this
+mixin turns them into the ``CodingModel`` methods a codec calls, the model's own reconstruction, and the
+dequantized latents of an image or a file (``LearnedCodec.latents``), which a task head on compressed
+representations reads. So coding, evaluation and heads on latents go through one path.
+The content check of a file is the CRC32 of its symbols: an encoder and decoder that disagree fail loudly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from compzoo import bitstream
+from compzoo.models import pad_to_multiple
+
+
+class Quantized(NamedTuple):
+  values: Any  # what synthesis reads (the dequantized latents)
+  symbols: dict  # integer arrays the entropy models code
+
+
+def symbols_check(symbols: dict) -> int:
+  """CRC32 of every symbol array (as int32, keys in sorted order)."""
+  return bitstream.crc32(np.concatenate([np.asarray(symbols[k], np.int32).ravel() for k in sorted(symbols)]))
+
+
+class LatentCoding:
+  """Mixin for lossy ``nnx.Module`` models: ``CodingModel`` from the latent seam. ``STRIDE`` is the
+  analysis transform's downsampling (images are edge-padded to a multiple of it, decoders crop)."""
+
+  LOSSLESS = False
+  STRIDE = 1
+
+  def latent_shape(self, shape) -> tuple[int, int]:
+    return -(-shape[0] // self.STRIDE), -(-shape[1] // self.STRIDE)
+
+  def encode_image(self, image: np.ndarray, prepared):
+    symbols = _one(_symbols_of(self, pad_to_multiple(image, self.STRIDE)[None]))
+    return self.encode_symbols(symbols, prepared), symbols_check(symbols)
+
+  def decode_image(self, streams, shape, prepared):
+    symbols = self.decode_symbols(streams, shape, prepared)
+    batched = {k: jnp.asarray(v)[None] for k, v in symbols.items()}
+    image = np.asarray(_pixels_of(self, batched))[0, :shape[0], :shape[1]]
+    return image, symbols_check(symbols)
+
+  def reconstruct(self, image: np.ndarray) -> np.ndarray:
+    """The model's own reconstruction of an H×W×3 uint8 image: what decoding its bitstream must give."""
+    symbols = _symbols_of(self, pad_to_multiple(image, self.STRIDE)[None])
+    return np.asarray(_pixels_of(self, symbols))[0, :image.shape[0], :image.shape[1]]
+
+  def latents_of_image(self, image: np.ndarray) -> np.ndarray:
+    return np.asarray(_values_of(self, pad_to_multiple(image, self.STRIDE)[None]))[0]
+
+  def latents_of_streams(self, streams, shape, prepared) -> np.ndarray:
+    symbols = self.decode_symbols(streams, shape, prepared)
+    return np.asarray(_dequantize(self, {k: jnp.asarray(v)[None] for k, v in symbols.items()}))[0]
+
+
+def _one(batched: dict) -> dict:
+  return {k: np.asarray(v)[0] for k, v in batched.items()}
+
+
+@nnx.jit
+def _symbols_of(model, images):
+  return model.quantize(model.analyze(images)).symbols
+
+
+@nnx.jit
+def _values_of(model, images):
+  return model.quantize(model.analyze(images)).values
+
+
+@nnx.jit
+def _dequantize(model, symbols):
+  return model.dequantize(symbols)
+
+
+@nnx.jit
+def _pixels_of(model, symbols):
+  return jnp.clip(jnp.round(model.synthesize(model.dequantize(symbols))), 0, 255).astype(jnp.uint8)

@@ -1,0 +1,63 @@
+"""Every variant of every config, the GPU ones included, takes a few finite steps on the CPU: the model
+builds at its configured size, gradients are finite and the loss does not blow up. Batches are one image
+at the variant's size, so a config nobody
+can run on this machine still cannot ship broken. Crops are the variant's own where its objective needs
+them (MS-SSIM scales), else at most 64 pixels: depth and width, not crop size, is what breaks a network.
+
+Variants that differ only in their objective's weights (cpm's rate targets) share one compiled step:
+objectives are pytrees, traced into the step, so each variant still trains with its own objective."""
+
+import importlib
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from compzoo.train import mesh as mesh_lib
+from compzoo.train.loop import compile_step, new_train_state, place
+from compzoo.train.registry import make_objective
+
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
+METHODS = ("bmshj2018_factorized", "cpm", "l3c", "pixelcnn")
+STEPS = 2
+
+
+def _groups():
+  groups = {}
+  for method in METHODS:
+    module = importlib.import_module(f"experiments.configs.{method}")
+    for variant in module.VARIANTS:
+      config = module.get_config(variant)
+      shape = {k: v for k, v in config.objective.items() if not isinstance(v, float) or k == "ms_ssim_scales"}
+      key = json.dumps([method, config.model.to_dict(), config.optimizer.to_dict(), config.data.crop, shape],
+                       sort_keys=True)
+      groups.setdefault(key, []).append((method, variant))
+  return list(groups.values())
+
+
+GROUPS = _groups()
+
+
+@pytest.mark.parametrize("variants", GROUPS, ids=[",".join(f"{m}:{v}" for m, v in g) for g in GROUPS])
+def test_variants_take_finite_steps(variants, astronaut):
+  method = variants[0][0]
+  module = importlib.import_module(f"experiments.configs.{method}")
+  first = module.get_config(variants[0][1])
+  first.data.batch_size = 1
+  crop = first.data.crop if first.objective.get("distortion") == "ms_ssim" else min(first.data.crop, 64)
+  _, state = new_train_state(first)
+  mesh = mesh_lib.make_mesh(jax.devices()[:1])
+  photo = np.resize(astronaut, (max(crop, 512), max(crop, 512), 3))[:crop, :crop]
+  batch = mesh_lib.shard_batch({"image": photo[None]}, mesh)
+  graphdef, initial = place(state, mesh)
+  for _, variant in variants:
+    step = compile_step(make_objective(module.get_config(variant).objective), graphdef, mesh)
+    params, losses = jax.tree.map(lambda x: x.copy(), initial), []
+    for i in range(STEPS):
+      params, metrics = step(params, batch, jax.random.PRNGKey(i))
+      metrics = jax.device_get(metrics)
+      assert np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"]), (variant, i, metrics)
+      losses.append(float(metrics["loss"]))
+    assert losses[-1] < 2 * abs(losses[0]) + 1, (variant, losses)

@@ -1,0 +1,85 @@
+"""Small models that exercise the trainer's seams. ``use_toy_models`` registers this module as the
+model 'toy' (config: ``dict(name="toy", kind=...)``) and its objective 'pixel_cross_entropy'."""
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from compzoo import models
+from compzoo.rd import RDOutput
+from compzoo.train import registry
+from compzoo.train.objectives import SingleLoss, forward
+
+VOID = 11  # CamVid's unlabelled class
+
+
+def use_toy_models(monkeypatch):
+  monkeypatch.setitem(models.ARCHITECTURES, "toy", __name__)
+  monkeypatch.setitem(registry.OBJECTIVES, "pixel_cross_entropy", PixelCrossEntropy)
+
+
+class PatchDiscriminator(nnx.Module):
+  def __init__(self, rngs):
+    self.conv = nnx.Conv(3, 8, (3, 3), strides=2, rngs=rngs)
+    self.out = nnx.Conv(8, 1, (3, 3), rngs=rngs)
+
+  def __call__(self, images, side=None):
+    features = jax.nn.leaky_relu(self.conv(jnp.asarray(images, jnp.float32) / 127.5 - 1.0), 0.2)
+    return self.out(features)[..., 0].mean(axis=(1, 2)), [features]
+
+
+class GANAutoencoder(nnx.Module):
+  """A 2x-downsampling autoencoder with rounding (no entropy model), optionally with a discriminator: the
+  shape of an extreme-compression GAN, small enough for the CPU."""
+
+  def __init__(self, features: int = 8, discriminator: bool = True, *, rngs: nnx.Rngs):
+    self.encoder = nnx.Conv(3, features, (4, 4), strides=2, rngs=rngs)
+    self.decoder = nnx.ConvTranspose(features, 3, (4, 4), strides=2, rngs=rngs)
+    if discriminator:
+      self.discriminator = PatchDiscriminator(rngs)
+
+  def __call__(self, images, key=None, side=None):
+    y = self.encoder(jnp.asarray(images, jnp.float32) / 255.0)
+    y_hat = y + jax.lax.stop_gradient(jnp.round(y * 4) / 4 - y)
+    return RDOutput(self.decoder(y_hat) * 255.0, {}, images.shape[1] * images.shape[2])
+
+
+class PixelClassifier(nnx.Module):
+  """Per-pixel class logits from colour and 5x5 neighbourhoods: it can only fit CamVid's label maps if they
+  are aligned with the pixels they label."""
+
+  def __init__(self, classes: int = VOID + 1, *, rngs: nnx.Rngs):
+    self.first = nnx.Conv(3, 24, (3, 3), rngs=rngs)
+    self.second = nnx.Conv(24, 24, (3, 3), rngs=rngs)
+    self.logits = nnx.Conv(24, classes, (1, 1), rngs=rngs)
+
+  def __call__(self, images, key=None, side=None):
+    hidden = jax.nn.relu(self.first(jnp.asarray(images, jnp.float32) / 127.5 - 1.0))
+    return self.logits(jax.nn.relu(self.second(hidden)))
+
+
+def build(*, rngs: nnx.Rngs, kind: str, **settings):
+  return {"gan_autoencoder": GANAutoencoder, "pixel_classifier": PixelClassifier}[kind](**settings, rngs=rngs)
+
+
+@flax.struct.dataclass
+class PixelCrossEntropy(SingleLoss):
+  """Per-pixel cross-entropy against the record's label map (void pixels ignored), with accuracy."""
+
+  def loss(self, model, batch, key):
+    logits = forward(model, batch, key)
+    labels = jnp.asarray(batch["label_map"], jnp.int32)
+    valid = (labels != VOID).astype(jnp.float32)
+    loss = jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits, labels) * valid) / jnp.sum(valid)
+    return loss, {"loss": loss, "accuracy": _accuracy(logits, labels, valid)}
+
+  def evaluate(self, model, batch):
+    logits = forward(model, batch)
+    labels = jnp.asarray(batch["label_map"], jnp.int32)
+    return {"accuracy": _accuracy(logits, labels, (labels != VOID).astype(jnp.float32))}, None
+
+
+def _accuracy(logits, labels, valid):
+  return jnp.sum((jnp.argmax(logits, axis=-1) == labels) * valid) / jnp.sum(valid)
