@@ -49,6 +49,7 @@ def codec(request, tmp_path_factory):
   return LearnedCodec.from_path(path, name=f"cpm-{request.param}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_decoding_gives_the_models_reconstruction_at_any_size(codec, shape, astronaut):
   image = np.ascontiguousarray(astronaut[100:100 + shape[0], 180:180 + shape[1]])
@@ -135,7 +136,6 @@ def test_importance_mask_follows_the_counts():
   assert mask.sum(axis=-1).tolist() == [[0, 2], [6, 8]] and mask[0, 1, :2].all() and not mask[0, 1, 2:].any()
 
 
-@pytest.mark.slow
 def test_gradients_reach_every_part():
   model = _model()
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)), jnp.float32)
@@ -218,3 +218,9 @@ def test_pmf_from_grid_logits_is_a_softmax():
   logits = np.array([[0.0, 1.0, -2.5, 0.0625], [3.0, 3.0, 3.0, 3.0]], np.float32)
   expected = jax.nn.softmax(logits, axis=-1)
   assert np.allclose(pmf_from_grid_logits(logits), expected, atol=1e-4)
+
+
+def test_images_over_the_decoder_s_memory_limit_are_refused_both_ways(codec):
+  assert codec.max_pixels == cpm.ContextModelAutoencoder.MAX_PIXELS == 1 << 24
+  with pytest.raises(UsageError, match="over the limit"):
+    codec.compress(np.zeros((4097, 4096, 3), np.uint8))

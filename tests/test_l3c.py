@@ -43,6 +43,7 @@ def l3c_codec(request, tmp_path_factory):
   return _codec(tmp_path_factory.mktemp(request.param), model_config, request.param)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_l3c_is_bit_exact_at_any_size(l3c_codec, shape, rng):
   image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)

@@ -22,6 +22,7 @@ def _pair(image):
   return image, np.clip(image.astype(np.int64) + noise, 0, 255).astype(np.uint8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TF_REFERENCE))
 def test_ms_ssim_matches_tensorflow(name):
   a, b = _pair(getattr(skimage.data, name)())

@@ -29,6 +29,7 @@ def weights(tmp_path_factory):
   return exports.write(tmp_path_factory.mktemp("learned"), config, models.build(config.model))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ENTRIES)
 def test_entry(name, image, weights):
   entry = zoo.get(name)

@@ -192,7 +192,8 @@ class ContextModelAutoencoder(LatentCoding, nnx.Module):
 
   DECODE_GUARANTEE = "exact"
   STRIDE = STRIDE
-  
+  MAX_PIXELS = 1 << 24  # 16.8 MP: decoding caches 3 activations per symbol (~2.5 GB here); larger needs tiling
+
   def __init__(self, features: int = 64, blocks: int = 3, channels: int = 32, groups: int = 8,
                levels: int = 6, sigma: float = 1.0, context_features: int = 24, prior: str = "context",
                *, rngs: nnx.Rngs):
