@@ -50,8 +50,7 @@ def _decompress(args) -> None:
   from compzoo import bitstream, data, zoo
 
   _check_output(args.input, args.output, args.force)
-  if Path(args.output).suffix.lower() != ".png":
-    raise UsageError(f"decoded images are written as PNG; got {Path(args.output).name!r}")
+  data.check_png_path(args.output)
   if args.max_pixels is not None and args.max_pixels < 1:
     raise UsageError(f"--max-pixels must be positive, got {args.max_pixels}")
   payload = _read(args.input)

@@ -105,15 +105,25 @@ def read(path) -> Export:
 
 def load(path) -> Export:
   """An export folder, or a training workdir's latest checkpoint (as it would be exported)."""
-  path = Path(path)
   if is_export(path):
     return read(path)
-  if (path / "checkpoints").is_dir():
-    from compzoo.checkpoints import restore_latest  # orbax: only a workdir needs it
-    config, model = restore_latest(path)
-    models.strip_training_parts(model)
-    return from_model(config, model)
-  raise UsageError(f"{path}: neither an export ({CONFIG_FILE} + {PARAMS_FILE}) nor a training workdir (checkpoints/)")
+  config, model = _restore_workdir(path)
+  models.strip_training_parts(model)
+  return from_model(config, model)
+
+
+def load_model(path) -> nnx.Module:
+  """The model of an export, or of a workdir's latest checkpoint with its training-only parts (a warm
+  start of a GAN keeps its discriminator)."""
+  return read(path).model if is_export(path) else _restore_workdir(path)[1]
+
+
+def _restore_workdir(path):
+  if not (Path(path) / "checkpoints").is_dir():
+    raise UsageError(f"{path}: neither an export ({CONFIG_FILE} + {PARAMS_FILE}) nor a training workdir "
+                     "(checkpoints/)")
+  from compzoo.checkpoints import restore_latest  # orbax: only a workdir needs it
+  return restore_latest(path)
 
 
 def _plain(config: Mapping) -> dict:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import signal
+import time
 
 import numpy as np
-
-import math
-import time
 
 from compzoo import bitstream
 from compzoo.codecs.base import DEFAULT_MAX_PIXELS
@@ -69,39 +68,45 @@ def fuzz_codec(codec, image: np.ndarray, cases: int, seed: int = 0, rewrap: bool
   original = codec.compress(image)
   container = bitstream.unpack(original)
   stats = FuzzStats()
-  previous = signal.signal(signal.SIGALRM, _on_alarm)
-  try:
-    for case in range(cases):
-      if rewrap:
-        index = int(rng.integers(len(container.streams)))
-        kind, stream = mutate(container.streams[index], rng) if container.streams[index] else ("none", b"")
-        streams = container.streams[:index] + (stream,) + container.streams[index + 1:]
-        damaged = bitstream.pack(dataclasses.replace(container, streams=streams))
-      else:
-        kind, damaged = mutate(original, rng)
-      stats.cases += 1
-      signal.alarm(seconds_per_case)
-      try:
-        decoded = codec.decompress(damaged)
-      except BitstreamError:
-        stats.rejected += 1
-        stats.outcomes[f"{kind}:rejected"] += 1
-        continue
-      except TimeoutError:
-        raise FuzzFailure(f"{codec.name}: case {case} ({kind}) took over {seconds_per_case}s") from None
-      except Exception as e:
-        raise FuzzFailure(f"{codec.name}: case {case} ({kind}) raised {type(e).__name__}: {e}") from e
-      finally:
-        signal.alarm(0)
-      if not rewrap and damaged != original:
-        raise FuzzFailure(f"{codec.name}: case {case} ({kind}) passed the container's checks")
-      if codec.lossless and not np.array_equal(decoded, image):
-        raise FuzzFailure(f"{codec.name}: case {case} ({kind}) decoded to a wrong image without error")
-      stats.decoded += 1
-      stats.outcomes[f"{kind}:decoded"] += 1
-  finally:
-    signal.signal(signal.SIGALRM, previous)
+  for case in range(cases):
+    if rewrap:
+      index = int(rng.integers(len(container.streams)))
+      kind, stream = mutate(container.streams[index], rng) if container.streams[index] else ("none", b"")
+      streams = container.streams[:index] + (stream,) + container.streams[index + 1:]
+      damaged = bitstream.pack(dataclasses.replace(container, streams=streams))
+    else:
+      kind, damaged = mutate(original, rng)
+    stats.cases += 1
+    decoded, error = _decode(codec, damaged, seconds_per_case, f"case {case} ({kind})")
+    if error is not None:
+      stats.rejected += 1
+      stats.outcomes[f"{kind}:rejected"] += 1
+      continue
+    if not rewrap and damaged != original:
+      raise FuzzFailure(f"{codec.name}: case {case} ({kind}) passed the container's checks")
+    if codec.lossless and not np.array_equal(decoded, image):
+      raise FuzzFailure(f"{codec.name}: case {case} ({kind}) decoded to a wrong image without error")
+    stats.decoded += 1
+    stats.outcomes[f"{kind}:decoded"] += 1
   return stats
+
+
+def _decode(codec, data: bytes, seconds: float, label: str, max_pixels: int | None = None):
+  """``codec.decompress`` under an alarm: -> (image, None), or (None, message) for a ``BitstreamError``;
+  a hang or any other exception raises ``FuzzFailure``."""
+  previous = signal.signal(signal.SIGALRM, _on_alarm)
+  signal.setitimer(signal.ITIMER_REAL, seconds)
+  try:
+    return codec.decompress(data, max_pixels=max_pixels), None
+  except BitstreamError as e:
+    return None, str(e)
+  except TimeoutError:
+    raise FuzzFailure(f"{codec.name}: {label}: still decoding after {seconds} s") from None
+  except Exception as e:
+    raise FuzzFailure(f"{codec.name}: {label}: raised {type(e).__name__}: {e}") from e
+  finally:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 def _on_alarm(signum, frame):
@@ -141,26 +146,12 @@ def check_crafted_headers(codec, image: np.ndarray, seconds: float = 2.0):
   ``FuzzFailure`` if one decodes, raises anything but a one-line ``BitstreamError`` or takes longer."""
   results = []
   real_streams = codec.name.split(":")[0] not in LOOSE_STREAM_BOUND
-  previous = signal.signal(signal.SIGALRM, _on_alarm)
-  try:
-    for case, data, limit in crafted_headers(codec, image, real_streams):
-      start = time.perf_counter()
-      signal.setitimer(signal.ITIMER_REAL, seconds)
-      try:
-        codec.decompress(data, max_pixels=limit)
-      except BitstreamError as e:
-        message = str(e)
-      except TimeoutError:
-        raise FuzzFailure(f"{codec.name}: {case}: still decoding after {seconds} s") from None
-      except Exception as e:
-        raise FuzzFailure(f"{codec.name}: {case}: raised {type(e).__name__}: {e}") from e
-      else:
-        raise FuzzFailure(f"{codec.name}: {case}: decoded an image")
-      finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-      if "\n" in message:
-        raise FuzzFailure(f"{codec.name}: {case}: a multi-line error: {message!r}")
-      results.append((case, time.perf_counter() - start, message))
-  finally:
-    signal.signal(signal.SIGALRM, previous)
+  for case, data, limit in crafted_headers(codec, image, real_streams):
+    start = time.perf_counter()
+    _, message = _decode(codec, data, seconds, case, max_pixels=limit)
+    if message is None:
+      raise FuzzFailure(f"{codec.name}: {case}: decoded an image")
+    if "\n" in message:
+      raise FuzzFailure(f"{codec.name}: {case}: a multi-line error: {message!r}")
+    results.append((case, time.perf_counter() - start, message))
   return results

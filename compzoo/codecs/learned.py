@@ -35,7 +35,7 @@ class LearnedCodec(Codec):
     self.max_pixels = getattr(model, "MAX_PIXELS", None)
     self.side_inputs = tuple(getattr(model, "SIDE_INPUTS", ()))
     if tables is None and hasattr(model, "coding_tables"):
-      tables = model.coding_tables()  # a workdir: built here, as its export would ship them
+      tables = model.coding_tables()  # an export written before tables shipped: built here, on this backend
     self._prepared = model.prepare_coding(tables)  # built once; encoder and decoder share it
 
   @classmethod

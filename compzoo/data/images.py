@@ -65,11 +65,16 @@ def png_bytes(image: np.ndarray) -> bytes:
   return buffer.getvalue()
 
 
-def save_image(path, image: np.ndarray) -> None:
+def check_png_path(path) -> Path:
+  """Decoded images are written as PNG: refuses another suffix (before any decoding work)."""
   path = Path(path)
   if path.suffix.lower() != ".png":
     raise UsageError(f"decoded images are written as PNG; got {path.name!r}")
-  write_atomically(path, png_bytes(image))
+  return path
+
+
+def save_image(path, image: np.ndarray) -> None:
+  write_atomically(check_png_path(path), png_bytes(image))
 
 
 def write_atomically(path, payload: bytes) -> None:

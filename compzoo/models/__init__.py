@@ -7,8 +7,9 @@ Models that code images also implement ``CodingModel``; lossy ones do it through
 compzoo/models/latent.py.
 
 Training-only networks (a GAN's discriminator or a WGAN's critic, both under ``discriminator``; a WAE's
-``latent_discriminator``) live under the attribute names in ``TRAINING_ONLY``: exports leave them out, so they are neither shipped nor part of
-the weights id, and a model built for decoding (``build(..., training=False)``) has none.
+``latent_discriminator``) live under the attribute names in ``TRAINING_ONLY``: exports leave them out, so
+they are neither shipped nor part of the weights id, and a model built for decoding
+(``build(..., training=False)``) has none.
 """
 
 from __future__ import annotations

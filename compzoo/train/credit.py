@@ -47,8 +47,7 @@ class TruncatedBPTT:
       _, losses = jax.lax.scan(body, carry, (jnp.arange(steps), xs))
       return jnp.sum(losses), losses
 
-    (loss, losses), grads = jax.value_and_grad(total, has_aux=True)(params)
-    return (loss, losses), grads
+    return jax.value_and_grad(total, has_aux=True)(params)
 
 
 def parse_credit(spec: str):

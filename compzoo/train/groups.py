@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from compzoo import exports
 from compzoo.errors import UsageError
 
 
@@ -74,14 +75,7 @@ def _tops(paths) -> str:
 
 def warm_start(model: nnx.Module, path) -> WarmStart:
   """Copies into ``model`` every parameter of the run or export at ``path`` whose path and shape match."""
-  from compzoo import exports
-  if exports.is_export(path):
-    source = param_paths(exports.read(path).model)
-  else:
-    from compzoo.checkpoints import restore_latest  # a workdir: its discriminator too, if it has one
-    if not (Path(path) / "checkpoints").is_dir():
-      raise UsageError(f"train.init_from={path}: neither an export nor a training workdir")
-    source = param_paths(restore_latest(path)[1])
+  source = param_paths(exports.load_model(path))
   target = param_paths(model)
   copied = [p for p in target if p in source and source[p].shape == target[p].shape]
   report = WarmStart(str(path), copied, [p for p in target if p not in source],

@@ -59,8 +59,8 @@ def place(train_state: TrainState, mesh):
 
 def compile_step(objective: Objective, graphdef, mesh):
   """A jitted (state, batch, key) -> (state, metrics): batch split over the 'data' axis, state replicated.
-  The objective is an argument of the compiled program (its weights are traced), so runs whose models
-  and objectives differ only in such numbers share one compilation."""
+  The objective is an argument of the compiled program (its weights are traced), so one train state's step
+  runs objectives that differ only in such numbers (cpm's rate targets) without compiling again."""
   step = _jitted_step(graphdef, mesh)
   return lambda state, batch, key: step(state, batch, key, objective)
 

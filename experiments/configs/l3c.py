@@ -21,13 +21,11 @@ from experiments.configs import presets
 KINDS = {"": dict(auxiliary="learned", shared_predictor=False),
          "rgb": dict(auxiliary="rgb", shared_predictor=False),
          "rgb-shared": dict(auxiliary="rgb", shared_predictor=True)}
-VARIANTS = [f"{size}-{kind}" if kind else size for size in presets.SIZES for kind in KINDS]
+VARIANTS = presets.all_variants(presets.SIZES, tuple(KINDS))
 
 
 def get_config(variant: str = "cpu"):
-  size, _, kind = variant.partition("-")
-  if size not in presets.SIZES or kind not in KINDS:
-    raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
+  size, kind = presets.parse_variant(variant, presets.SIZES, tuple(KINDS))
   features, blocks, components, crop, batch = {"tiny": (8, 1, 3, 32, 4), "cpu": (32, 4, 10, 64, 8),
                                                "gpu": (64, 8, 10, 128, 30)}[size]
   optimizer = {"tiny": presets.optimizer(1e-3, warmup=0), "cpu": presets.optimizer(1e-3),

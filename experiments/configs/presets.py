@@ -57,13 +57,16 @@ def config(model: dict, objective: dict, data: dict, optimizer: dict, train: dic
 
 def parse_variant(variant: str, *choices: tuple[str, ...]) -> tuple[str, ...]:
   """'cpu-mid-factorized' against choices (SIZES, ('low', 'mid', 'high'), ('', 'factorized')) -> its parts.
-  Every choice after the first may be '' (omitted) if '' is among its options."""
-  parts = variant.split("-") if variant else []
+  A choice may be '' (omitted from the name) or hold dashes itself ('rgb-shared')."""
   for combination in itertools.product(*choices):
-    if [p for p in combination if p] == parts:
+    if _name(combination) == variant:
       return combination
   raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(all_variants(*choices))}")
 
 
 def all_variants(*choices: tuple[str, ...]) -> list[str]:
-  return ["-".join(p for p in combination if p) for combination in itertools.product(*choices)]
+  return [_name(combination) for combination in itertools.product(*choices)]
+
+
+def _name(combination) -> str:
+  return "-".join(part for part in combination if part)
