@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KODAK ?= ../shared/data/kodak
+CAMVID_TEST ?= ../shared/data/camvid/test/images
+LOSSY_ANCHORS := jpeg,webp,avif,jpeg2000,jpegxl
 JOBS ?= 2
 
 .PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm bench-coder fuzz cross-decode lock clean
@@ -42,8 +44,12 @@ bench-kodak: $(STAMP)
 	$(BIN)/compzoo bench -m l3c,pixelcnn --images $(KODAK) --limit 4 --crop 64 --out runs/kodak-decode-speed
 	$(BIN)/compzoo bench -m jpeg,webp,avif,jpeg2000,jpegxl --sweep --images $(KODAK) --out runs/kodak-lossy
 
+# The learned lossy codecs against the classic ones on two sets, with BD-rates, same-rate colour checks and
+# picture grids (look at runs/*/grid.png); then the context model's ablation.
 bench-cpm: $(STAMP)
-	$(BIN)/compzoo bench -m cpm,jpeg,webp,avif,jpeg2000,jpegxl,bmshj2018-factorized --sweep --anchor jpeg2000 --images $(KODAK) --out runs/kodak-cpm
+	$(BIN)/compzoo bench -m cpm,bmshj2018-factorized,$(LOSSY_ANCHORS) --sweep --anchor jpeg2000 --images $(KODAK) --out runs/kodak-cpm
+	$(BIN)/compzoo bench -m cpm,bmshj2018-factorized,$(LOSSY_ANCHORS) --sweep --anchor jpeg2000 --images $(CAMVID_TEST) --out runs/camvid-cpm
+	$(BIN)/compzoo bench -m $(GRID_CODECS) --images $(KODAK) --grid 4 --grid-crop 256 --out runs/kodak-grid
 	$(BIN)/python -m experiments.cpm_ablation --images=$(KODAK)
 
 bench-coder: $(STAMP)

@@ -97,8 +97,11 @@ def _bench(args) -> None:
   if args.weights and LEARNED not in specs:
     raise UsageError(f"--weights given but -m does not list {LEARNED!r}")
   specs = [zoo.make_codec(spec, weights=args.weights) if spec == LEARNED else spec for spec in specs]
-  records = bench.run_bench(specs, images, progress=not args.quiet)
+  grid = bench.PictureGrid(images, rows=args.grid, crop=args.grid_crop) if args.grid else None
+  records = bench.run_bench(specs, images, progress=not args.quiet, on_decoded=grid.add if grid else None)
   paths = bench.write_reports(records, args.out, anchor=args.anchor)
+  if grid:
+    paths["grid"] = grid.write(Path(args.out) / "grid.png")
   print(paths["markdown"].read_text(), end="")
   print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
 
@@ -161,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--crop", type=int, default=0, help="code only the central NxN crop of each image (0: whole)")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   p.add_argument("--weights", help=WEIGHTS_HELP)
+  p.add_argument("--grid", type=int, default=0, metavar="N",
+                 help="also write grid.png: central crops of the first N images, original beside every codec")
+  p.add_argument("--grid-crop", type=int, default=192, help="side of each crop in the grid (default 192)")
   p.set_defaults(run=_bench)
   return parser
 

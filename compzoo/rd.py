@@ -35,24 +35,35 @@ class RDOutput:
     return jnp.mean(self.total_bits()) / self.num_pixels
 
 
-def distortion(target, reconstruction, kind: str = "mse", ms_ssim_scales: int = 5) -> jax.Array:
-  """Mean over the batch: 'mse' on the [0, 255] scale, or 'ms_ssim' as 1 - MS-SSIM. Fewer MS-SSIM scales
-  (the first weights, renormalised) let training use crops smaller than the 176 pixels five scales need."""
+def distortion(target, reconstruction, kind: str = "mse", ms_ssim_scales: int = 5,
+               mse_weight: float = 0.0, colour_weight: float = 0.0) -> jax.Array:
+  """Mean over the batch: 'mse' on the [0, 255] scale, or 'ms_ssim' as
+  1 - MS-SSIM + mse_weight * MSE/255² + colour_weight * MSE(8×8 block means)/255².
+
+  Fewer MS-SSIM scales (the first weights, renormalised) let training use crops smaller than the 176
+  pixels five scales need. MS-SSIM charges a colour or brightness error 6-24 times less per unit of MSE
+  than a texture error (README: "Why the cpm models lost their colour"), so a rate-constrained model
+  trained on it alone spends no bits on colour. The block-mean term (the bench's colour check as a loss:
+  a low-pass MSE) anchors colour and brightness and leaves texture to MS-SSIM; the full MSE term is the
+  other common remedy, at some cost in MS-SSIM."""
   if kind == "mse":
     return metrics.mse(target, reconstruction)
   if kind == "ms_ssim":
     weights = metrics.MS_SSIM_WEIGHTS[:ms_ssim_scales]
     weights = tuple(w / sum(weights) for w in weights)
-    return 1.0 - jnp.mean(metrics.ms_ssim(target, reconstruction, weights=weights))
+    ms_ssim = jnp.mean(metrics.ms_ssim(target, reconstruction, weights=weights))
+    colour = metrics.mse(metrics.block_means(target), metrics.block_means(reconstruction))
+    return 1.0 - ms_ssim + (mse_weight * metrics.mse(target, reconstruction) + colour_weight * colour) / 255.0**2
   raise ValueError(f"unknown distortion {kind!r}; use 'mse' or 'ms_ssim'")
 
 
 def rate_distortion_loss(output: RDOutput, target, lmbda: float, kind: str = "mse",
-                         rate_target: float | None = None, beta: float = 1.0, ms_ssim_scales: int = 5):
+                         rate_target: float | None = None, beta: float = 1.0, ms_ssim_scales: int = 5,
+                         mse_weight: float = 0.0, colour_weight: float = 0.0):
   """rate + lambda * distortion, rate in bpp; with ``rate_target`` the rate term becomes
   beta * max(bpp - rate_target, 0) (Mentzer et al. 2018). Returns (loss, metrics dict)."""
   rate = output.bpp()
-  dist = distortion(target, output.reconstruction, kind, ms_ssim_scales)
+  dist = distortion(target, output.reconstruction, kind, ms_ssim_scales, mse_weight, colour_weight)
   rate_term = rate if rate_target is None else beta * jnp.maximum(rate - rate_target, 0.0)
   loss = rate_term + lmbda * dist + output.entropy_model_loss
   return loss, {"loss": loss, "bpp": rate, "distortion": dist, **_per_stream_bpp(output)}

@@ -38,7 +38,7 @@ def test_family_names_expand_to_every_member():
 
 
 def _record(codec, bpp, psnr, ms_ssim):
-  return BenchRecord(codec, "a.png", int(bpp * 1000), bpp, bpp / 3, psnr, ms_ssim, False, 0.1, 0.1)
+  return BenchRecord(codec, "a.png", int(bpp * 1000), bpp, bpp / 3, psnr, ms_ssim, psnr + 5, False, 0.1, 0.1)
 
 
 def test_report_joins_a_family_into_one_curve_with_bd_rates(tmp_path):
@@ -48,5 +48,11 @@ def test_report_joins_a_family_into_one_curve_with_bd_rates(tmp_path):
   text = paths["markdown"].read_text()
   row = next(line for line in text.splitlines() if line.startswith("| cpm |"))
   assert row.count("-50.0%") == 2
+  jpeg2000 = next(line for line in text.splitlines() if line.startswith("| jpeg2000:psnr=30.0 |"))
+  assert "| 35.00 |" in jpeg2000  # the colour PSNR column
+  # same-rate rows: cpm-mid (0.25 bpp, 33 dB) against jpeg2000 at 0.25 bpp (30 dB); cpm-low is below its range
+  mid = next(line for line in text.splitlines() if line.startswith("| cpm-mid | 0.2500 |"))
+  assert mid.count("+3.00") == 2 and "| 0.9206 | +0.0206 |" in mid  # PSNR and colour PSNR; MS-SSIM
+  assert next(line for line in text.splitlines() if line.startswith("| cpm-low | 0.1250 |")).count("out of range") == 3
   assert paths["rd_ms_ssim"].is_file()
   assert "no BD-rates" in write_reports(records, tmp_path / "x", anchor="webp")["markdown"].read_text()

@@ -184,12 +184,14 @@ def test_bench_writes_records_table_and_plots(tmp_path, rng, capsys):
   assert code == 0 and "| png |" in stdout
   records = json.loads((out / "results.json").read_text())
   assert len(records) == 6
-  keys = {"codec", "image", "bytes", "bpp", "bpsp", "psnr", "ms_ssim", "exact", "encode_s", "decode_s"}
+  keys = {"codec", "image", "bytes", "bpp", "bpsp", "psnr", "ms_ssim", "colour_psnr", "exact", "encode_s",
+          "decode_s"}
   assert all(set(r) == keys for r in records)
   png = [r for r in records if r["codec"] == "png"]
-  assert all(r["exact"] and r["psnr"] is None for r in png)
+  assert all(r["exact"] and r["psnr"] is None and r["colour_psnr"] is None for r in png)
   lossy = [r for r in records if r["codec"].startswith("jpeg")]
-  assert all(not r["exact"] and r["psnr"] > 0 for r in lossy)
+  assert all(not r["exact"] and r["colour_psnr"] > r["psnr"] > 0 for r in lossy)  # noise images: texture lost
+  assert "colour PSNR (dB)" in stdout
   assert [r["ms_ssim"] is None for r in lossy] == [False, True, False, True]  # 31x17 is too small
   assert (out / "summary.md").exists() and (out / "rd_psnr.png").exists()
   assert not (out / "rd_ms_ssim.png").exists()  # no codec has MS-SSIM on every image
@@ -212,6 +214,24 @@ def test_bench_sweep_expands_families(tmp_path, capsys, monkeypatch):
   assert code == 0
   codecs = [r["codec"] for r in json.loads((tmp_path / "results.json").read_text())]
   assert codecs == zoo.sweep_names(zoo.get("jpeg")) + ["png"]
+
+
+def test_bench_grid_shows_the_decoded_pictures_beside_the_original(tmp_path, astronaut, capsys, monkeypatch):
+  from compzoo.data import images
+
+  photos = {"a": astronaut[:100, :120], "b": astronaut[200:300, 200:300], "c": astronaut[:50, :50]}
+  monkeypatch.setattr(images, "embedded_images", lambda: photos)
+  code, _, stderr = run(["bench", "-m", "png,jpeg:quality=5", "--grid", "2", "--grid-crop", "64",
+                         "--out", str(tmp_path), "--quiet"], capsys)
+  assert code == 0 and "grid.png" in stderr
+  grid = np.asarray(Image.open(tmp_path / "grid.png"))
+  assert grid.shape[0] == 2 * (64 + 38) + 4 and grid.shape[1] == 3 * 68 + 4  # 2 images x (original, png, jpeg)
+  tile = lambda row, column: grid[4 + row * 102 + 34:4 + row * 102 + 98, 4 + column * 68:4 + column * 68 + 64]
+  np.testing.assert_array_equal(tile(1, 0), photos["b"][18:82, 18:82])  # the original's central crop
+  np.testing.assert_array_equal(tile(1, 1), photos["b"][18:82, 18:82])  # png decodes exactly
+  assert np.abs(tile(1, 2).astype(int) - photos["b"][18:82, 18:82]).mean() > 1  # jpeg at quality 5 does not
+  assert tile(0, 2)[:2].std() > 0 and (grid[4:30, 4:60] < 128).any()  # a picture, and a label above it
+  assert run(["bench", "-m", "png", "--grid", "-1", "--out", str(tmp_path)], capsys)[0] == 2
 
 
 def test_bench_crop_codes_central_crops(tmp_path, capsys, monkeypatch):

@@ -53,3 +53,20 @@ def test_cpm_ablation_compares_the_context_model_with_a_factorized_prior(tmp_pat
   assert report["latent_bpp_best_factorized"] > 0 and report["naive_decode_s"] >= 0
   result = _app("cpm_ablation", "--codecs=png", f"--images={tmp_path}")
   assert result.returncode != 0 and "not a context-model autoencoder" in result.stderr
+
+
+def test_colour_blindness_shows_ms_ssim_charges_colour_less_than_texture(tmp_path, astronaut):
+  from PIL import Image
+
+  for i in range(3):
+    Image.fromarray(astronaut[100 * i:100 * i + 120, 150:270]).save(tmp_path / f"{i}.png")
+  per_mse = {}
+  for weights in ([], ["--mse_weight=10", "--colour_weight=60"]):
+    result = _app("colour_blindness", f"--images={tmp_path}", "--crop=96", *weights)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    per_mse[bool(weights)] = {row["damage"]: row["distortion_per_1000_mse"] for row in rows}
+  assert per_mse[False]["cast_+15_-15_0"] < 0.25 * per_mse[False]["noise_sd_8"]  # MS-SSIM alone
+  assert per_mse[True]["cast_+15_-15_0"] > per_mse[True]["noise_sd_8"]  # the cpm recipe's terms
+  result = _app("colour_blindness", f"--images={tmp_path}", "--crop=500")
+  assert result.returncode != 0 and "at least 500 pixels" in result.stderr

@@ -51,6 +51,23 @@ def test_ms_ssim_identity_batch_and_gradient(astronaut):
     metrics.ms_ssim(astronaut[:100, :100], astronaut[:100, :100])
 
 
+def test_colour_psnr_sees_colour_and_brightness_not_texture(astronaut):
+  photo = astronaut[:96, :104].astype(np.float64)
+  grey = np.repeat(photo.mean(axis=-1, keepdims=True), 3, axis=-1)
+  desaturated = 0.5 * photo + 0.5 * grey  # sharp, but its colours halfway to grey
+  checker = np.where((np.indices(photo.shape[:2]).sum(0) % 2)[..., None] == 0, 20.0, -20.0)
+  textured = photo + checker  # +-20 on every pixel, block means unchanged
+  assert float(metrics.psnr(photo, textured)) < float(metrics.psnr(photo, desaturated))
+  assert float(metrics.colour_psnr(photo, textured)) > 80  # block means equal up to float rounding
+  # a colour error is low-frequency: the block means keep nearly all of it
+  assert float(metrics.colour_psnr(photo, desaturated)) < float(metrics.psnr(photo, desaturated)) + 3
+  assert float(metrics.colour_psnr(photo, photo + 8.0)) == pytest.approx(10 * np.log10(255**2 / 64), rel=1e-5)
+  np.testing.assert_allclose(metrics.block_means(photo[:19, :13])[1, 0], photo[8:16, :8].mean(axis=(0, 1)), rtol=1e-5)
+  assert metrics.block_means(photo[:5, :3]).shape == (1, 1, 3)  # smaller than a block: one mean
+  batch = metrics.colour_psnr(np.stack([photo, photo]), np.stack([desaturated, desaturated]))
+  assert float(batch) == pytest.approx(float(metrics.colour_psnr(photo, desaturated)), rel=1e-5)
+
+
 def test_psnr_and_rates():
   a = np.zeros((4, 4, 3), np.uint8)
   b = a.copy()

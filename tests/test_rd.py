@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -35,3 +36,17 @@ def test_lossless_loss_is_bits_per_subpixel():
   assert float(loss) == pytest.approx(11.0 / 3)
   assert float(logs["bpsp"]) == float(loss)
   assert sum(float(v) for k, v in logs.items() if k.startswith("bpsp/")) == pytest.approx(11.0 / 3)
+
+
+def test_ms_ssim_distortion_adds_its_mse_and_colour_terms(astronaut):
+  photo = jnp.asarray(astronaut[:96, :96], jnp.float32)[None]
+  tinted = photo + jnp.asarray([12.0, -12.0, 0.0])  # a colour cast: flat, so MS-SSIM hardly sees it
+  checker = jnp.where((jnp.indices((96, 96)).sum(0) % 2)[..., None] == 0, 12.0, -12.0)
+  textured = photo + checker  # the same MSE (96), spent on texture: block means unchanged
+  plain = lambda x, **w: float(rd.distortion(photo, x, "ms_ssim", ms_ssim_scales=4, **w))
+  assert plain(tinted) < 0.2 * plain(textured)  # why the first cpm models lost their colours
+  assert plain(tinted, mse_weight=20.0) == pytest.approx(plain(tinted) + 20.0 * 96.0 / 255**2, rel=1e-4)
+  assert plain(tinted, colour_weight=20.0) == pytest.approx(plain(tinted) + 20.0 * 96.0 / 255**2, rel=1e-4)
+  assert plain(textured, colour_weight=20.0) == pytest.approx(plain(textured), abs=1e-5)  # blind to texture
+  grad = jax.grad(lambda x: rd.distortion(photo, x, "ms_ssim", ms_ssim_scales=4, colour_weight=50.0))(tinted)
+  assert float(jnp.sum(grad[..., 0])) > 0 > float(jnp.sum(grad[..., 1]))  # pushes the cast back

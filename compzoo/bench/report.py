@@ -11,7 +11,7 @@ import numpy as np
 from compzoo import zoo
 from compzoo.bench.bdrate import bd_rate, ms_ssim_db
 
-_COLUMNS = ("bpp", "bpsp", "psnr", "ms_ssim", "encode_s", "decode_s")
+_COLUMNS = ("bpp", "bpsp", "psnr", "ms_ssim", "colour_psnr", "encode_s", "decode_s")
 
 
 def summarize(records) -> list[dict]:
@@ -30,11 +30,13 @@ def summarize(records) -> list[dict]:
 
 
 def markdown_table(summary) -> str:
-  header = "| codec | images | bpp | bpsp | PSNR (dB) | MS-SSIM | exact | encode s | decode s |"
-  lines = [header, "|" + "---|" * 9]
+  """One row per codec; 'colour PSNR' is the PSNR of the 8×8 block means (colour and brightness)."""
+  header = "| codec | images | bpp | bpsp | PSNR (dB) | MS-SSIM | colour PSNR (dB) | exact | encode s | decode s |"
+  lines = [header, "|" + "---|" * 10]
   for row in summary:
     cells = [row["codec"], str(row["images"]), _fmt(row["bpp"], 4), _fmt(row["bpsp"], 4),
              "inf" if row["exact"] else _fmt(row["psnr"], 2), _fmt(row["ms_ssim"], 4),
+             "inf" if row["exact"] else _fmt(row["colour_psnr"], 2),
              "yes" if row["exact"] else "no", _fmt(row["encode_s"], 3), _fmt(row["decode_s"], 3)]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
@@ -73,6 +75,31 @@ def bd_rate_table(summary, anchor: str) -> str:
   return "\n".join(lines)
 
 
+def same_rate_table(summary, anchor: str) -> str:
+  """Every lossy row against the ``anchor`` curve at the row's own bpp (the anchor interpolated linearly
+  in log bpp): PSNR, MS-SSIM and colour PSNR differences. Rows outside the anchor's range say so."""
+  grouped = curves(summary)
+  if anchor not in grouped:
+    return f"no same-rate comparison: the anchor {anchor!r} has no lossy results here"
+  reference = sorted(grouped[anchor], key=lambda r: r["bpp"])
+  lines = [f"Against {anchor} at the same bpp (positive: better than {anchor})", "",
+           "| codec | bpp | PSNR (dB) | Δ PSNR | MS-SSIM | Δ MS-SSIM | colour PSNR (dB) | Δ colour PSNR |",
+           "|" + "---|" * 8]
+  for name, rows in grouped.items():
+    if name == anchor:
+      continue
+    for row in rows:
+      cells = [row["codec"], _fmt(row["bpp"], 4)]
+      for metric, digits in (("psnr", 2), ("ms_ssim", 4), ("colour_psnr", 2)):
+        rates = [r["bpp"] for r in reference if r[metric] is not None]
+        values = [r[metric] for r in reference if r[metric] is not None]
+        inside = row[metric] is not None and len(rates) > 1 and rates[0] <= row["bpp"] <= rates[-1]
+        delta = row[metric] - np.interp(np.log(row["bpp"]), np.log(rates), values) if inside else None
+        cells += [_fmt(row[metric], digits), "out of range" if delta is None else f"{delta:+.{digits}f}"]
+      lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def write_reports(records, out_dir, anchor: str | None = None) -> dict[str, Path]:
   """results.json, summary.md (with BD-rates against ``anchor`` when given) and RD plots."""
   out = Path(out_dir)
@@ -82,7 +109,7 @@ def write_reports(records, out_dir, anchor: str | None = None) -> dict[str, Path
   summary = summarize(records)
   text = markdown_table(summary)
   if anchor:
-    text += "\n\n" + bd_rate_table(summary, anchor)
+    text += "\n\n" + bd_rate_table(summary, anchor) + "\n\n" + same_rate_table(summary, anchor)
   paths["markdown"].write_text(text + "\n")
   grouped = curves(summary)
   if grouped:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 
 import jax
 import numpy as np
@@ -25,12 +25,14 @@ class BenchRecord:
   bpsp: float
   psnr: float | None  # None when the decoded image is exact (PSNR is infinite)
   ms_ssim: float | None  # None for images too small for 5 scales
+  colour_psnr: float | None  # PSNR of the 8×8 block means (metrics.colour_psnr); None when exact
   exact: bool
   encode_s: float
   decode_s: float
 
 
-def measure(codec_spec: str, codec, name: str, image: np.ndarray) -> BenchRecord:
+def measure(codec_spec: str, codec, name: str, image: np.ndarray) -> tuple[BenchRecord, np.ndarray]:
+  """One round trip: its record, and the decoded image."""
   start = time.perf_counter()
   data = codec.compress(image)
   encode_s = time.perf_counter() - start
@@ -40,12 +42,15 @@ def measure(codec_spec: str, codec, name: str, image: np.ndarray) -> BenchRecord
   height, width, channels = image.shape
   exact = bool(np.array_equal(decoded, image))
   if exact:
-    psnr, quality = None, 1.0
+    psnr, quality, colour = None, 1.0, None
   else:
     psnr = float(metrics.psnr(image, decoded))
     quality = float(_ms_ssim(image, decoded)) if min(height, width) >= _MS_SSIM_MIN_SIDE else None
-  return BenchRecord(codec_spec, name, len(data), metrics.bpp(len(data), height, width),
-                     metrics.bpsp(len(data), height, width, channels), psnr, quality, exact, encode_s, decode_s)
+    colour = float(metrics.colour_psnr(image, decoded))
+  record = BenchRecord(codec_spec, name, len(data), metrics.bpp(len(data), height, width),
+                       metrics.bpsp(len(data), height, width, channels), psnr, quality, colour, exact,
+                       encode_s, decode_s)
+  return record, decoded
 
 
 def expand_sweeps(specs: list[str]) -> list[str]:
@@ -61,9 +66,11 @@ def expand_sweeps(specs: list[str]) -> list[str]:
   return names
 
 
-def run_bench(codec_specs: list, images: Mapping[str, np.ndarray], progress: bool = True) -> list[BenchRecord]:
+def run_bench(codec_specs: list, images: Mapping[str, np.ndarray], progress: bool = True,
+              on_decoded: Callable[[BenchRecord, np.ndarray], None] | None = None) -> list[BenchRecord]:
   """Builds every codec first (so a bad name fails before any work), then measures each image.
-  A spec is a zoo name or an already built ``Codec`` (a model loaded from a workdir)."""
+  A spec is a zoo name or an already built ``Codec`` (a model loaded from a workdir). ``on_decoded``
+  sees every record with its decoded image (the picture grid keeps crops of them)."""
   codecs = [(spec, zoo.make_codec(spec)) if isinstance(spec, str) else (spec.name, spec) for spec in codec_specs]
   records = []
   # disable=None: the bar shows on a terminal only, not in logs
@@ -73,7 +80,10 @@ def run_bench(codec_specs: list, images: Mapping[str, np.ndarray], progress: boo
       _warm_up(codec, images.values())
       for name, image in images.items():
         bar.set_description(f"{spec} {name}")
-        records.append(measure(spec, codec, name, image))
+        record, decoded = measure(spec, codec, name, image)
+        records.append(record)
+        if on_decoded:
+          on_decoded(record, decoded)
         bar.update()
   return records
 

@@ -128,10 +128,11 @@ def image_set(where: str, limit: int = 0, crop: int = 0) -> dict[str, np.ndarray
   images = embedded_images() if where == "embedded" else {
       path.name: load_image(path) for path in list_images(where)[: limit or None]}
   if crop:
-    images = {name: _central_crop(image, crop) for name, image in images.items()}
+    images = {name: central_crop(image, crop) for name, image in images.items()}
   return images
 
 
-def _central_crop(image: np.ndarray, size: int) -> np.ndarray:
+def central_crop(image: np.ndarray, size: int) -> np.ndarray:
+  """The central size×size part (the whole side where the image is smaller)."""
   top, left = max(image.shape[0] - size, 0) // 2, max(image.shape[1] - size, 0) // 2
   return np.ascontiguousarray(image[top:top + size, left:left + size])

@@ -89,12 +89,16 @@ class RateDistortion(SingleLoss):
   rate_target: float | None = None
   beta: float = 1.0
   ms_ssim_scales: int = static_field(5)
+  mse_weight: float = 0.0  # with distortion='ms_ssim': + mse_weight * MSE / 255² (see rd.distortion)
+  colour_weight: float = 0.0  # with distortion='ms_ssim': + colour_weight * MSE of the 8×8 block means / 255²
 
   def loss(self, model, batch, key):
     output = forward(model, batch, key)
     loss, step_metrics = rd.rate_distortion_loss(output, batch["image"], self.lmbda, self.distortion,
-                                                 self.rate_target, self.beta, self.ms_ssim_scales)
+                                                 self.rate_target, self.beta, self.ms_ssim_scales,
+                                                 self.mse_weight, self.colour_weight)
     step_metrics["psnr"] = metrics.psnr(batch["image"], output.reconstruction)
+    step_metrics["colour_psnr"] = metrics.colour_psnr(batch["image"], jnp.clip(output.reconstruction, 0, 255))
     return loss, step_metrics
 
 
@@ -160,6 +164,7 @@ def quality_metrics(output: rd.RDOutput, target) -> dict[str, jax.Array]:
   if output.reconstruction is not None:
     result["psnr"] = metrics.psnr(target, jnp.clip(output.reconstruction, 0, 255))
     result["mse"] = metrics.mse(target, output.reconstruction)
+    result["colour_psnr"] = metrics.colour_psnr(target, jnp.clip(output.reconstruction, 0, 255))
   return result
 
 

@@ -34,7 +34,7 @@ def get_config(variant: str = "cpu-mid"):
     model.update(features=128, blocks=15)
   return presets.config(
       model=model,
-      objective=dict(name="rate_distortion", lmbda=1.0, distortion="ms_ssim", ms_ssim_scales=scales,
+      objective=dict(name="rate_distortion", lmbda=1.0, distortion="ms_ssim", ms_ssim_scales=scales, mse_weight=10.0, colour_weight=60.0,
                      rate_target=RATE_TARGETS[point], beta=10.0),
       data=presets.data("bsds500", crop, batch, downscale=1),
       optimizer=optimizer,
