@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 KODAK ?= ../shared/data/kodak
 CAMVID_TEST ?= ../shared/data/camvid/test/images
 LOSSY_ANCHORS := jpeg,webp,avif,jpeg2000,jpegxl
+# The picture grid: the shipped lossy learned codecs beside classic ones at similar rates on Kodak.
+GRID_CODECS ?= cpm-low,cpm-mid,cpm-high,jpeg:quality=5,jpeg2000:psnr=24,jpeg2000:psnr=26,webp:quality=0,bmshj2018-factorized:quality=1
 JOBS ?= 2
 
 .PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm bench-coder fuzz cross-decode lock clean
@@ -49,7 +51,7 @@ bench-kodak: $(STAMP)
 bench-cpm: $(STAMP)
 	$(BIN)/compzoo bench -m cpm,bmshj2018-factorized,$(LOSSY_ANCHORS) --sweep --anchor jpeg2000 --images $(KODAK) --out runs/kodak-cpm
 	$(BIN)/compzoo bench -m cpm,bmshj2018-factorized,$(LOSSY_ANCHORS) --sweep --anchor jpeg2000 --images $(CAMVID_TEST) --out runs/camvid-cpm
-	$(BIN)/compzoo bench -m $(GRID_CODECS) --images $(KODAK) --grid 4 --grid-crop 256 --out runs/kodak-grid
+	$(BIN)/compzoo bench -m $(GRID_CODECS) --images $(KODAK) --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 224 --out runs/kodak-grid
 	$(BIN)/python -m experiments.cpm_ablation --images=$(KODAK)
 
 bench-coder: $(STAMP)

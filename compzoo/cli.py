@@ -97,13 +97,21 @@ def _bench(args) -> None:
   if args.weights and LEARNED not in specs:
     raise UsageError(f"--weights given but -m does not list {LEARNED!r}")
   specs = [zoo.make_codec(spec, weights=args.weights) if spec == LEARNED else spec for spec in specs]
-  grid = bench.PictureGrid(images, rows=args.grid, crop=args.grid_crop) if args.grid else None
+  grid = bench.PictureGrid(images, rows=_grid_rows(args.grid), crop=args.grid_crop) if args.grid else None
   records = bench.run_bench(specs, images, progress=not args.quiet, on_decoded=grid.add if grid else None)
   paths = bench.write_reports(records, args.out, anchor=args.anchor)
   if grid:
     paths["grid"] = grid.write(Path(args.out) / "grid.png")
   print(paths["markdown"].read_text(), end="")
   print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+
+
+def _grid_rows(value: str) -> int | list[str]:
+  """--grid N (the first N images) or --grid NAME,NAME (those images)."""
+  value = value.strip()
+  if value.lstrip("-").isdigit():
+    return int(value)
+  return [name for name in value.split(",") if name]
 
 
 def _check_output(source, output, force: bool) -> None:
@@ -164,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--crop", type=int, default=0, help="code only the central NxN crop of each image (0: whole)")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   p.add_argument("--weights", help=WEIGHTS_HELP)
-  p.add_argument("--grid", type=int, default=0, metavar="N",
-                 help="also write grid.png: central crops of the first N images, original beside every codec")
+  p.add_argument("--grid", default="", metavar="N|NAMES",
+                 help="also write grid.png: central crops of the first N images (or of the named ones, "
+                      "comma-separated), the original beside every codec")
   p.add_argument("--grid-crop", type=int, default=192, help="side of each crop in the grid (default 192)")
   p.set_defaults(run=_bench)
   return parser

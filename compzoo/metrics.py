@@ -27,6 +27,20 @@ def colour_psnr(a, b, block: int = 8, max_value: float = 255.0):
   return psnr(block_means(a, block), block_means(b, block), max_value)
 
 
+def hue_agreement(a, b, block: int = 8) -> float:
+  """How well b keeps the hues of a, in [-1, 1]: the cosine between the opponent chroma vectors
+  (R - G, (R + G)/2 - B) of their 8×8 block means, weighted by a's chroma. 1: every hue kept; a model
+  that renders green as tan or red as orange scores far lower even where its colour PSNR looks fair."""
+  def chroma(x):
+    m = np.asarray(block_means(x, block), np.float64).reshape(-1, 3)
+    return np.stack([m[:, 0] - m[:, 1], (m[:, 0] + m[:, 1]) / 2 - m[:, 2]], axis=-1)
+
+  reference, other = chroma(a), chroma(b)
+  weight = np.linalg.norm(reference, axis=-1)
+  cosine = (reference * other).sum(-1) / np.maximum(weight * np.linalg.norm(other, axis=-1), 1e-9)
+  return float((weight * cosine).sum() / max(weight.sum(), 1e-9))
+
+
 def block_means(x, block: int = 8):
   """Means of the whole ``block``×``block`` tiles of an H×W×C (or N×H×W×C) image."""
   x = jnp.asarray(x, jnp.float32)

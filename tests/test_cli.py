@@ -232,6 +232,11 @@ def test_bench_grid_shows_the_decoded_pictures_beside_the_original(tmp_path, ast
   assert np.abs(tile(1, 2).astype(int) - photos["b"][18:82, 18:82]).mean() > 1  # jpeg at quality 5 does not
   assert tile(0, 2)[:2].std() > 0 and (grid[4:30, 4:60] < 128).any()  # a picture, and a label above it
   assert run(["bench", "-m", "png", "--grid", "-1", "--out", str(tmp_path)], capsys)[0] == 2
+  assert run(["bench", "-m", "png", "--grid", "c,a", "--out", str(tmp_path / "named"), "--quiet"], capsys)[0] == 0
+  named = np.asarray(Image.open(tmp_path / "named" / "grid.png"))
+  assert named.shape[:2] == (2 * (100 + 38) + 4, 2 * (120 + 4) + 4)  # rows c and a; cells fit the largest (a: 100x120)
+  code, _, stderr = run(["bench", "-m", "png", "--grid", "nope.png", "--out", str(tmp_path)], capsys)
+  assert code == 2 and "nope.png" in stderr
 
 
 def test_bench_crop_codes_central_crops(tmp_path, capsys, monkeypatch):

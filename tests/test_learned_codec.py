@@ -134,3 +134,27 @@ def test_latents_need_a_lossy_model_and_a_matching_file(astronaut):
     zoo.make_codec("l3c").latents(astronaut[:16, :16])
   with pytest.raises(BitstreamError, match="other weights"):
     zoo.make_codec("cpm-mid").latents(zoo.make_codec("cpm-low").compress(astronaut[:16, :16]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [
+    pytest.param("cpm-low", marks=pytest.mark.xfail(strict=True, reason=(
+        "known defect, reported in the README: cpm-low (0.1 bpp) still turns greens towards tan (hue "
+        "agreement 0.79 on the colour wheel, 0.76 on the astronaut); retraining it is issue #12's open target"))),
+    "cpm-mid", "cpm-high", "bmshj2018-factorized:quality=1"])
+def test_shipped_lossy_models_keep_their_colours(name):
+  """The first cpm models decoded photos at a fifth to two fifths of their saturation while their MS-SSIM
+  looked plausible, and a first retraining of cpm-low and cpm-mid still rendered green as tan (hue
+  agreement 0.61 and 0.64 on the colour wheel, 0.68 and 0.73 on the astronaut's flag and patch; JPEG 2000
+  at 0.1 bpp: 0.99 and 0.96). A model that drifts back to grey or loses a hue axis fails here."""
+  import skimage.data
+  from compzoo import metrics, zoo
+  codec = zoo.make_codec(name)
+  saturation = lambda x: np.mean(x.astype(np.float64).max(axis=-1) - x.astype(np.float64).min(axis=-1))
+  for crop, photo in ((skimage.data.colorwheel()[56:312, 56:312, :3], False),
+                      (skimage.data.astronaut()[:256, :256], True), (skimage.data.coffee()[100:228, 200:328], True)):
+    crop = np.ascontiguousarray(crop)
+    decoded = codec.decompress(codec.compress(crop))
+    assert metrics.hue_agreement(crop, decoded) > 0.85
+    if photo:  # the synthetic wheel is saturated to the limit, which low rates cannot keep
+      assert saturation(decoded) > 0.7 * saturation(crop)

@@ -68,6 +68,17 @@ def test_colour_psnr_sees_colour_and_brightness_not_texture(astronaut):
   assert float(batch) == pytest.approx(float(metrics.colour_psnr(photo, desaturated)), rel=1e-5)
 
 
+def test_hue_agreement_sees_a_hue_turn_not_a_texture_change(astronaut):
+  photo = astronaut[:128, :128].astype(np.float64)
+  swapped = photo[..., [1, 0, 2]]  # red and green swapped: the hues turn, brightness hardly changes
+  checker = np.where((np.indices(photo.shape[:2]).sum(0) % 2)[..., None] == 0, 20.0, -20.0)
+  assert metrics.hue_agreement(photo, photo) == pytest.approx(1.0)
+  assert metrics.hue_agreement(photo, photo + checker) == pytest.approx(1.0, abs=1e-4)
+  assert metrics.hue_agreement(photo, swapped) < 0.5
+  grey = np.repeat(photo.mean(axis=-1, keepdims=True), 3, axis=-1)
+  assert metrics.hue_agreement(photo, 0.5 * photo + 0.5 * grey) == pytest.approx(1.0, abs=1e-4)  # only paler
+
+
 def test_psnr_and_rates():
   a = np.zeros((4, 4, 3), np.uint8)
   b = a.copy()

@@ -20,14 +20,18 @@ _GAP = 4
 
 
 class PictureGrid:
-  """Collects ``crop``×``crop`` central crops of the first ``rows`` images: one row per image, the
-  original first, then each codec in the order the bench ran them."""
+  """Collects ``crop``×``crop`` central crops of the chosen images: one row per image, the original
+  first, then each codec in the order the bench ran them. ``rows``: the first N images, or their names."""
 
-  def __init__(self, images: dict[str, np.ndarray], rows: int = 2, crop: int = 192):
-    if rows < 1 or crop < 8:
-      raise UsageError(f"a picture grid needs rows >= 1 and crop >= 8, got rows={rows}, crop={crop}")
+  def __init__(self, images: dict[str, np.ndarray], rows: int | list[str] = 2, crop: int = 192):
+    names = list(images)[:rows] if isinstance(rows, int) else list(rows)
+    if isinstance(rows, int) and rows < 1 or not names or crop < 8:
+      raise UsageError(f"a picture grid needs at least one image and crop >= 8, got rows={rows}, crop={crop}")
+    missing = [name for name in names if name not in images]
+    if missing:
+      raise UsageError(f"--grid names {missing[0]!r}, which is not among the benchmark's images")
     self.crop = crop
-    self._rows = {name: [(f"original\n{name}", central_crop(image, crop))] for name, image in list(images.items())[:rows]}
+    self._rows = {name: [(f"original\n{name}", central_crop(images[name], crop))] for name in names}
 
   def add(self, record, decoded: np.ndarray) -> None:
     """A bench record and its decoded image (``run_bench``'s ``on_decoded``)."""
