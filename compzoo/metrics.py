@@ -208,3 +208,20 @@ def _normalize(descriptors, num_channels):
   channels = descriptors.reshape(descriptors.shape[0], -1, num_channels)
   channels = (channels - channels.mean(axis=(0, 1))) / (channels.std(axis=(0, 1)) + 1e-8)
   return channels.reshape(descriptors.shape[0], -1)
+
+
+def frechet_distance(features_a, features_b) -> float:
+  """Fréchet distance between Gaussians fitted to two feature sets (N×D each): |mu_a - mu_b|^2 +
+  tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (Heusel et al. 2017's FID, in whatever features are given: the zoo
+  measures it in its own classifiers' features, compzoo/bench/distribution.py). The matrix square root's
+  trace comes from the eigenvalues of S_a^(1/2) S_b S_a^(1/2), symmetric, so no complex parts arise."""
+  a, b = (np.asarray(f, np.float64) for f in (features_a, features_b))
+  if a.ndim != 2 or a.shape[1:] != b.shape[1:] or min(len(a), len(b)) < 2:
+    raise ValueError(f"frechet_distance takes two N×D feature sets with N >= 2, got {a.shape} and {b.shape}")
+  mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  values, vectors = np.linalg.eigh(cov_a)
+  root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+  cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+  return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b)
+               - 2.0 * np.sum(np.sqrt(np.clip(cross, 0, None))))

@@ -15,7 +15,7 @@ from compzoo.codecs.base import Codec
 from compzoo.codecs.entries import GUARANTEES, Param, ZooEntry
 from compzoo.errors import UsageError
 
-__all__ = ["GUARANTEES", "Param", "ZooEntry", "entries", "family", "format_codec_name", "get", "make_codec",
+__all__ = ["GUARANTEES", "Param", "ZooEntry", "entries", "family", "format_codec_name", "group", "get", "make_codec",
            "parse_codec_name", "sweep_names"]
 
 
@@ -45,6 +45,11 @@ def get(name: str) -> ZooEntry:
 def family(name: str) -> list[ZooEntry]:
   """The entries whose ``family`` is ``name`` (empty when no entry names it)."""
   return [entry for entry in _REGISTRY.values() if entry.family == name]
+
+
+def group(name: str) -> list[ZooEntry]:
+  """The entries a benchmark runs under ``name``: a family (one curve), or a group (a curve each)."""
+  return family(name) or [entry for entry in _REGISTRY.values() if entry.group == name]
 
 
 def parse_codec_name(spec: str) -> tuple[str, dict[str, str]]:

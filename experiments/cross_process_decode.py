@@ -67,10 +67,11 @@ def check(codec_names, image, workdir, xla_flags: str = OTHER_XLA_FLAGS, repeats
   level the other way); 'WRONG' (anything else)."""
   import numpy as np
   from compzoo import zoo
+  from compzoo.codecs.base import fit_image
   expected, files = {}, {}
   for name in codec_names:
     codec = zoo.make_codec(name)
-    data = codec.compress(image)
+    data = codec.compress(fit_image(image, codec))
     files[name] = Path(workdir) / f"{name}.czoo"
     files[name].write_bytes(data)
     expected[name] = (codec.decompress(data), codec)

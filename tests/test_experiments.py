@@ -70,3 +70,24 @@ def test_colour_blindness_shows_ms_ssim_charges_colour_less_than_texture(tmp_pat
   assert per_mse[True]["cast_+15_-15_0"] > per_mse[True]["noise_sd_8"]  # the cpm recipe's terms
   result = _app("colour_blindness", f"--images={tmp_path}", "--crop=500")
   assert result.returncode != 0 and "at least 500 pixels" in result.stderr
+
+
+def test_dplc_eval_measures_every_shipped_point_on_a_few_digits(tmp_path):
+  result = _app("dplc_eval", "--dataset=mnist", "--images=64", "--file_images=2", "--grid=4", f"--out={tmp_path}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  report = json.loads((tmp_path / "results.json").read_text())
+  assert report["feature_network"].startswith("classifier-mnist")
+  rows = [r for r in report["results"] if "objective" in r]
+  assert len(rows) == 4 * 6
+  assert all(r["bpp_file"] > r["bpp_payload"] >= r["bpp_nominal"] for r in rows)  # a header, a 32-bit seed
+  assert all(abs(r["mse_ratio"] - 1.0) < 1e-9 for r in rows if r["objective"] == "mse")
+  for name in ("distortion_vs_rate.png", "distance_vs_rate.png", "samples-wgan.png", "results.md"):
+    assert (tmp_path / name).is_file()
+
+
+def test_colour_check_prints_hues_and_saturation_per_crop():
+  result = _app("colour_check", "--codecs=jpeg2000:psnr=30")
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+  assert [r["crop"] for r in rows] == ["colorwheel", "astronaut", "coffee"]
+  assert all(r["hue_agreement"] > 0.95 and 0.9 < r["saturation_ratio"] < 1.1 for r in rows)

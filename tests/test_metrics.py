@@ -114,3 +114,14 @@ def test_sliced_wasserstein_separates_distributions(rng):
   assert sliced_wasserstein(real, blurred, seed=3) == sliced_wasserstein(real, blurred, seed=3)
   with pytest.raises(ValueError):
     sliced_wasserstein(real[:, :20, :20], real[:, :20, :20])
+
+
+def test_frechet_distance_of_gaussians_matches_its_closed_form():
+  rng = np.random.default_rng(0)
+  a = rng.normal(0.0, 1.0, (20000, 3))
+  b = rng.normal(0.0, 2.0, (20000, 3)) + np.array([1.0, 0.0, -2.0])
+  # |mu_a - mu_b|^2 + tr(I + 4I - 2 * 2I) = 5 + 3
+  assert abs(metrics.frechet_distance(a, b) - 8.0) < 0.25
+  assert abs(metrics.frechet_distance(a, a[::-1])) < 1e-6
+  with pytest.raises(ValueError, match="N×D"):
+    metrics.frechet_distance(a, b[:, :2])

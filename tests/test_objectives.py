@@ -81,7 +81,7 @@ def _sample_distance(model):
 @pytest.mark.parametrize("settings", [
     dict(name="gan", loss="nonsaturating"),
     dict(name="gan", loss="hinge", feature_matching=1.0),
-    dict(name="wgan_gp", critic_steps=3),
+    dict(name="wgan_gp", critic_steps=3, slope_scale=1.0),  # points, not 0-255 images
 ])
 def test_adversarial_objectives_move_samples_to_the_data(settings):
   model = PointGenerator(nnx.Rngs(0))
@@ -260,3 +260,30 @@ def test_unknown_objectives_and_settings_are_usage_errors():
   for credit in ("tbptt:0", "tbptt", "sab:2", "bptt:3"):
     with pytest.raises(UsageError, match="credit|truncated"):
       make_objective(ml_collections.ConfigDict(dict(name="recurrent", credit=credit)))
+
+
+class TwoClassNet(nnx.Module):
+  def __init__(self, rngs):
+    self.net = _mlp([2, 16, 2], rngs)
+
+  def classify(self, x, side=None):
+    return self.net(x)
+
+
+def _two_classes(i, n=64):
+  labels = np.random.default_rng(i).integers(0, 2, n)
+  points = np.random.default_rng(i + 1).normal(0, 0.5, (n, 2)) + np.stack([labels * 3.0, -labels * 2.0], 1)
+  return {"image": points.astype(np.float32), "label": labels.astype(np.int32)}
+
+
+def test_classification_learns_separable_classes():
+  _, history = _train(TwoClassNet(nnx.Rngs(0)), dict(name="classification"), _two_classes, 80, learning_rate=1e-2)
+  assert history[-1]["accuracy"] > 0.95 and history[-1]["loss"] < 0.3 * history[0]["loss"]
+
+
+def test_multiscale_mmd_sees_near_and_far_mismatches():
+  prior = jax.random.normal(jax.random.PRNGKey(0), (256, 8))
+  same = jax.random.normal(jax.random.PRNGKey(1), (256, 8))
+  scales = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+  for shifted in (same + 0.5, same + 5.0, same * 0.3):
+    assert mmd(shifted, prior, scales) > 10 * abs(mmd(same, prior, scales))

@@ -9,6 +9,7 @@ import pytest
 
 from compzoo import bitstream, exports, models, zoo
 from compzoo.codecs import classic
+from compzoo.codecs.base import fit_image
 from train_helpers import tiny_config
 
 ENTRIES = sorted(zoo.entries())
@@ -36,6 +37,7 @@ def test_entry(name, image, weights):
   assert entry.description and entry.kind in ("classic", "learned")
   if name == "pixelcnn":  # one network pass per pixel: a smaller crop keeps the walk quick
     image = np.ascontiguousarray(image[:16, :24])
+  image = fit_image(image, zoo.make_codec(name, weights=weights if entry.needs_weights else None))
   for spec in [name] + zoo.sweep_names(entry):
     codec = zoo.make_codec(spec, weights=weights if entry.needs_weights else None)
     assert zoo.parse_codec_name(codec.name)[0] == name
@@ -53,7 +55,7 @@ def test_entry(name, image, weights):
   if entry.kind == "learned" and not entry.needs_weights:
     assert entry.checkpoint and (ROOT / entry.checkpoint).is_dir()
     assert entry.guarantee == codec.guarantee == type(codec.model).DECODE_GUARANTEE
-    tables = ROOT / entry.checkpoint / ("q1" if entry.sweep else "") / exports.TABLES_FILE
+    tables = codec.weights_path / exports.TABLES_FILE
     assert tables.is_file() == (entry.guarantee != "same-backend")
 
 

@@ -54,14 +54,14 @@ def measure(codec_spec: str, codec, name: str, image: np.ndarray) -> tuple[Bench
 
 
 def expand_sweeps(specs: list[str]) -> list[str]:
-  """Bare lossy names expand to their sweep of operating points, family names ('cpm') to every member's;
-  'NAME:key=value' stays as given."""
+  """Bare lossy names expand to their sweep of operating points, family and group names ('cpm',
+  'dplc-mnist') to every member's; 'NAME:key=value' stays as given."""
   names = []
   for spec in specs:
     if ":" in spec:
       names.append(spec)
       continue
-    for entry in zoo.family(spec) or [zoo.get(spec)]:
+    for entry in zoo.group(spec) or [zoo.get(spec)]:
       names += zoo.sweep_names(entry)
   return names
 

@@ -28,6 +28,14 @@ def check_image(image) -> np.ndarray:
   return np.array(image, order="C", copy=True)  # encoders reject views such as broadcast arrays
 
 
+def fit_image(image: np.ndarray, codec: "Codec") -> np.ndarray:
+  """The image as ``codec`` takes it: its top-left crop of the codec's fixed size, if it has one (a
+  smaller image is left for the codec to refuse)."""
+  if codec.image_shape is None:
+    return image
+  return np.ascontiguousarray(image[:codec.image_shape[0], :codec.image_shape[1]])
+
+
 def check_label_map(label_map, image_shape) -> np.ndarray:
   """An H×W map of class ids for an H×W×3 image -> a C-ordered uint8 copy."""
   label_map = np.asarray(label_map)
@@ -50,12 +58,14 @@ class Codec(abc.ABC):
   ``name`` spells out every parameter and is fixed at construction (the zoo passes the canonical one);
   ``side_inputs`` names the side data ``compress`` needs (e.g. ``("label_map",)``), none for most codecs;
   ``max_pixels`` is the largest image the implementation will decode at all (learned codecs whose
-  decoding memory or time grows with the image set it lower than the default limit).
+  decoding memory or time grows with the image set it lower than the default limit); ``image_shape``
+  is the one (height, width) a codec takes, for models of a fixed size (dplc: 32×32), else None.
   """
 
   weights_id: bytes = bitstream.NO_WEIGHTS
   side_inputs: tuple[str, ...] = ()
   max_pixels: int | None = None
+  image_shape: tuple[int, int] | None = None
 
   def __init__(self, name: str, lossless: bool):
     self.name = name

@@ -56,6 +56,7 @@ class ZooEntry:
   checkpoint: str | None = None  # repo-relative path of shipped weights, for learned codecs
   kind: str = "classic"
   family: str = ""  # entries that are the points of one RD curve (one checkpoint each) share a family
+  group: str = ""  # entries benchmarked together under one name, each its own curve (dplc-mnist's objectives)
   guarantee: str = ""  # learned entries: a key of GUARANTEES
   needs_weights: bool = False  # built from a user's workdir or export (``--weights DIR``)
 

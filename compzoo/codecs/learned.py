@@ -24,16 +24,18 @@ LEARNED = "learned"  # the entry for a user's own workdir or export
 
 
 class LearnedCodec(Codec):
-  def __init__(self, name: str, model, weights_id: bytes, tables=None):
+  def __init__(self, name: str, model, weights_id: bytes, tables=None, weights_path: Path | None = None):
     for method in ("prepare_coding", "encode_image", "decode_image", "min_stream_bits"):
       if not hasattr(model, method):
         raise UsageError(f"model {type(model).__name__} cannot code images: it has no {method}()")
     super().__init__(name, bool(model.LOSSLESS))
     self.model = model
     self.weights_id = weights_id
+    self.weights_path = weights_path  # the export it was loaded from
     self.guarantee = model.DECODE_GUARANTEE
     self.max_pixels = getattr(model, "MAX_PIXELS", None)
     self.side_inputs = tuple(getattr(model, "SIDE_INPUTS", ()))
+    self.image_shape = getattr(model, "image_shape", None)
     if tables is None and hasattr(model, "coding_tables"):
       tables = model.coding_tables()  # an export written before tables shipped: built here, on this backend
     self._prepared = model.prepare_coding(tables)  # built once; encoder and decoder share it
@@ -42,7 +44,7 @@ class LearnedCodec(Codec):
   def from_path(cls, path, name: str = LEARNED) -> "LearnedCodec":
     from compzoo import exports  # imported here: it imports the model zoo (JAX, Flax)
     export = exports.load(path)
-    return cls(name, export.model, export.weights_id, export.tables)
+    return cls(name, export.model, export.weights_id, export.tables, Path(path))
 
   def encode_streams(self, image: np.ndarray, **side):
     return self.model.encode_image(image, self._prepared, **side)
@@ -108,6 +110,34 @@ for _point, _rate in (("low", "lowest"), ("mid", "middle"), ("high", "highest"))
   _shipped_entry(f"cpm-{_point}", f"Context-model autoencoder (Mentzer et al. 2018), MS-SSIM trained, 3D-CNN "
                  f"context model, importance map; the {_rate} of 3 rates (shipped, small)", False, "exact",
                  family="cpm")
+
+# Distribution-preserving codecs (Tschannen et al. 2018): one entry per objective and data set, its
+# points the shipped code widths (rate = code channels; 0: the decoder is a generative model). The wgan
+# entry's rate 0 is the WGAN-GP generator that its other points decode with.
+DPLC_OBJECTIVES = {"wgan": "two-stage WGAN (WGAN-GP generator, then encoder with the generator frozen)",
+                   "wae": "Wasserstein autoencoder (MMD)", "wpp": "Wasserstein++ (WAE + WGAN-GP)",
+                   "mse": "MSE autoencoder at the same rates (the baseline that blurs)"}
+DPLC_RATES = {"mnist": (0, 2, 4, 8, 16, 64)}
+
+
+def _dplc_weights(dataset: str, objective: str, rate: int) -> Path:
+  if rate not in DPLC_RATES[dataset]:
+    raise UsageError(f"dplc-{dataset}-{objective} ships rates {', '.join(map(str, DPLC_RATES[dataset]))} "
+                     f"(code channels), not {rate}")
+  point = "generator" if objective == "wgan" and rate == 0 else f"{objective}/r{rate}"
+  return shipped(f"dplc-{dataset}", point)
+
+
+for _dataset, _rates in DPLC_RATES.items():
+  for _objective, _what in DPLC_OBJECTIVES.items():
+    _learned(f"dplc-{_dataset}-{_objective}",
+             f"Distribution-preserving lossy compression (Tschannen et al. 2018), {_what}, on "
+             f"{'MNIST digits (32x32 grey)' if _dataset == 'mnist' else 'CIFAR-10 (32x32)'}; rate = code channels "
+             f"x 4 bits (shipped, small)", False, "shipped-tables", group=f"dplc-{_dataset}",
+             checkpoint=f"compzoo/weights/dplc-{_dataset}",
+             params={"rate": Param(int, _rates[-1], 0, _rates[-1])}, sweep=tuple({"rate": r} for r in _rates),
+             build=functools.partial(lambda canonical, rate, dataset, objective: LearnedCodec.from_path(
+                 _dplc_weights(dataset, objective, rate), name=canonical), dataset=_dataset, objective=_objective))
 
 _lossless_entry = functools.partial(_shipped_entry, lossless=True, guarantee="same-backend")
 _lossless_entry("l3c", "L3C (Mentzer et al. 2019): hierarchical learned lossless coding, learned auxiliary "

@@ -102,19 +102,19 @@ class RandomCropFlip(grain.transforms.RandomMap):
   """A random crop of ``size`` (edge-padded first if the image is smaller) and a random horizontal flip,
   the same for every spatial key of the record."""
 
-  def __init__(self, size: int):
-    self.size = size
+  def __init__(self, size: int, flip: bool = True):
+    self.size, self.flip = size, flip
 
   def random_map(self, record, rng: np.random.Generator):
-    return random_crop_flip(record, self.size, rng)
+    return random_crop_flip(record, self.size, rng, self.flip)
 
 
-def random_crop_flip(record: dict, size: int, rng: np.random.Generator) -> dict:
+def random_crop_flip(record: dict, size: int, rng: np.random.Generator, flip: bool = True) -> dict:
   record = _pad_to_at_least(record, size)
   height, width = record["image"].shape[:2]
   top = rng.integers(0, height - size + 1)
   left = rng.integers(0, width - size + 1)
-  flip = rng.random() < 0.5
+  flip = rng.random() < 0.5 and flip
   out = dict(record)
   for key in SPATIAL_KEYS:
     if key in record:
@@ -149,12 +149,13 @@ def _pad_to_at_least(record: dict, size: int) -> dict:
 
 
 def train_batches(source, crop: int, batch_size: int, seed: int, start_step: int = 0,
-                  num_threads: int = 2) -> Iterator[dict]:
-  """Endless batches of records (image: batch_size×crop×crop×C uint8, ...), starting at batch ``start_step``."""
+                  num_threads: int = 2, flip: bool = True) -> Iterator[dict]:
+  """Endless batches of records (image: batch_size×crop×crop×C uint8, ...), starting at batch ``start_step``.
+  ``flip=False`` for data whose mirror images are not samples of it (digits)."""
   if len(source) == 0:
     raise UsageError("the training split has no records")
   dataset = (grain.MapDataset.source(source).seed(seed).shuffle().repeat(None)
-             .random_map(RandomCropFlip(crop)).batch(batch_size, drop_remainder=True))
+             .random_map(RandomCropFlip(crop, flip)).batch(batch_size, drop_remainder=True))
   dataset = dataset.slice(slice(start_step, None))
   options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=4)
   return iter(dataset.to_iter_dataset(read_options=options))

@@ -24,7 +24,9 @@ from compzoo.errors import UsageError
 
 ARCHITECTURES = {
     "bmshj2018_factorized": "compzoo.models.bmshj2018",
+    "classifier": "compzoo.models.classifier",
     "cpm": "compzoo.models.cpm",
+    "dplc": "compzoo.models.dplc",
     "l3c": "compzoo.models.l3c",
     "pixelcnn": "compzoo.models.pixelcnn",
 }

@@ -28,6 +28,7 @@ from compzoo.train.objectives import Objective, forward, global_norm, side_data,
 _GENERATOR = nnx.All(nnx.Param, nnx.Not(nnx.Any(*(nnx.PathContains(part) for part in TRAINING_ONLY))))
 _DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
 _LATENT_DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("latent_discriminator"))
+PIXEL_SCALE = 127.5  # grey levels per unit of an image in [-1, 1]: the gradient penalty's unit
 
 
 @flax.struct.dataclass
@@ -112,6 +113,7 @@ class WGANGP(_GeneratorAndDiscriminator):
 
   critic_steps: int = static_field(5)
   penalty_weight: float = 10.0
+  slope_scale: float = PIXEL_SCALE  # data units per unit of the penalty's space: 1 for data that are not 0-255 images
 
   def __post_init__(self):
     if self.critic_steps < 1:
@@ -120,22 +122,11 @@ class WGANGP(_GeneratorAndDiscriminator):
   def update(self, model, optimizers, batch, key):
     real, condition = jnp.asarray(batch["image"], jnp.float32), side_data(batch)
     keys = jax.random.split(key, self.critic_steps + 1)
-
-    def critic_loss(model, fake, mix_key):
-      critic = lambda x: model.discriminator(x, condition)[0]
-      alpha = jax.random.uniform(mix_key, (real.shape[0],) + (1,) * (real.ndim - 1))
-      between = alpha * real + (1 - alpha) * fake
-      slopes = jax.grad(lambda x: jnp.sum(critic(x)))(between)
-      norms = jnp.sqrt(jnp.sum(jnp.square(slopes).reshape(real.shape[0], -1), axis=1) + 1e-12)
-      distance = jnp.mean(critic(real)) - jnp.mean(critic(fake))
-      return -distance + self.penalty_weight * jnp.mean(jnp.square(norms - 1)), distance
-
     for step_key in keys[1:]:
       sample_key, mix_key = jax.random.split(step_key)
       fake = jax.lax.stop_gradient(forward(model, batch, sample_key).reconstruction)
-      (c_loss, distance), grads = nnx.value_and_grad(
-          critic_loss, argnums=nnx.DiffState(0, optimizers["discriminator"].wrt), has_aux=True)(model, fake, mix_key)
-      optimizers["discriminator"].update(model, grads)
+      c_loss, distance = critic_update(model, optimizers["discriminator"], real, fake, condition, mix_key,
+                                       self.penalty_weight, self.slope_scale)
 
     def adversarial(model, reconstruction):
       value = -jnp.mean(model.discriminator(reconstruction, condition)[0])
@@ -143,6 +134,33 @@ class WGANGP(_GeneratorAndDiscriminator):
 
     g_loss, terms = self._update_generator(model, optimizers, batch, keys[0], adversarial)
     return {"loss": g_loss, "critic_loss": c_loss, "wasserstein_estimate": distance, **terms}
+
+
+def critic_update(model, optimizer, real, fake, condition, key, penalty_weight, slope_scale=PIXEL_SCALE):
+  """One WGAN-GP critic step (Gulrajani et al. 2017) on real and (gradient-stopped) fake images: maximise
+  E[critic(real)] - E[critic(fake)] with a penalty on the critic's slope at random mixtures of the two.
+  Returns (critic loss, the Wasserstein estimate)."""
+
+  def critic_loss(model):
+    critic = lambda x: model.discriminator(x, condition)[0]
+    alpha = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1))
+    between = alpha * real + (1 - alpha) * fake
+    # Slopes per unit of [-1, 1] image (the WGAN-GP convention), not per grey level: a critic held to
+    # slope 1 per grey level needs weights 127.5 times larger and trains badly.
+    slopes = jax.grad(lambda x: jnp.sum(critic(x)))(between) * slope_scale
+    norms = jnp.sqrt(jnp.sum(jnp.square(slopes).reshape(real.shape[0], -1), axis=1) + 1e-12)
+    distance = jnp.mean(critic(real)) - jnp.mean(critic(fake))
+    return -distance + penalty_weight * jnp.mean(jnp.square(norms - 1)), distance
+
+  (loss, distance), grads = nnx.value_and_grad(critic_loss, argnums=nnx.DiffState(0, optimizer.wrt),
+                                               has_aux=True)(model)
+  optimizer.update(model, grads)
+  return loss, distance
+
+
+# The WAE paper's kernel scales (multiples of the base constant C = 2 d): a sum over them is sensitive to
+# near and far mismatches alike, where one scale goes blind to one or the other.
+MMD_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 @flax.struct.dataclass
@@ -154,7 +172,7 @@ class WAE(Objective):
   penalty_weight: float = 1.0
   distortion: str = static_field("mse")
   rate_weight: float = 0.0
-  kernel_scale: float = 1.0
+  kernel_scales: tuple = static_field(MMD_SCALES)
 
   def __post_init__(self):
     if self.penalty not in ("mmd", "adversarial"):
@@ -168,7 +186,7 @@ class WAE(Objective):
 
   def update(self, model, optimizers, batch, key):
     images = batch["image"]
-    encode_key, prior_key, forward_key = jax.random.split(key, 3)
+    encode_key, prior_key = jax.random.split(key)
     prior = model.prior_sample(prior_key, images.shape[0])
     result = {}
     if self.penalty == "adversarial":
@@ -185,26 +203,91 @@ class WAE(Objective):
     def wae_loss(model):
       latents = model.encode(images, encode_key)
       if self.penalty == "mmd":
-        penalty = mmd(latents, prior, self.kernel_scale)
+        penalty = mmd(latents, prior, self.kernel_scales)
       else:
         penalty = jnp.mean(jax.nn.softplus(-model.latent_discriminator(latents)))
-      output = forward(model, batch, forward_key)
+      output = forward(model, batch, encode_key)  # the same noise as the latents the penalty saw
       distortion = rd.distortion(images, output.reconstruction, self.distortion)
-      loss = distortion + self.penalty_weight * penalty + self.rate_weight * output.bpp()
+      loss = (distortion + self.penalty_weight * penalty + self.rate_weight * output.bpp()
+              + output.entropy_model_loss)
       return loss, {"distortion": distortion, "penalty": penalty, "bpp": output.bpp()}
 
     (loss, terms), grads = nnx.value_and_grad(
         wae_loss, argnums=nnx.DiffState(0, optimizers["model"].wrt), has_aux=True)(model)
     optimizers["model"].update(model, grads)
-    return {"loss": loss, **terms, **result}
+    return {"loss": loss, **terms, **result, "grad_norm": global_norm(grads)}
 
 
-def mmd(x, y, scale: float = 1.0) -> jax.Array:
-  """Unbiased squared MMD between samples x, y (N, d) with the inverse multiquadratic kernel
-  k(a, b) = C / (C + |a - b|^2), C = 2 d scale^2 (the WAE paper's choice for a Gaussian prior)."""
+@flax.struct.dataclass
+class WassersteinPlusPlus(Objective):
+  """Wasserstein++ (Tschannen et al. 2018): the WAE objective and a WGAN-GP together. The critic tells real
+  images from fakes that are half prior samples G(z) and half reconstructions G(B(E(x))); the model (E, B
+  and G) minimises d(x, G(B(E(x)))) + penalty_weight * MMD(B(E(x)), P_Z) - adversarial_weight *
+  E[critic(fakes)]. So G stays a generative model of the data (the WGAN part) while the code's pushforward
+  matches the prior (the WAE part). Models give ``encode``, ``prior_sample`` and ``sample`` (dplc does)."""
+
+  critic_steps: int = static_field(5)
+  gradient_penalty: float = 10.0
+  slope_scale: float = PIXEL_SCALE
+  penalty_weight: float = 1.0
+  adversarial_weight: float = 1.0
+  distortion: str = static_field("mse")
+  kernel_scales: tuple = static_field(MMD_SCALES)
+
+  def __post_init__(self):
+    if self.critic_steps < 1:
+      raise UsageError(f"Wasserstein++ needs critic_steps >= 1, got {self.critic_steps}")
+
+  def groups(self):
+    return {"model": _GENERATOR, "discriminator": _DISCRIMINATOR}
+
+  def _fakes(self, model, batch, key):
+    """Half prior samples, half reconstructions (the first half of the batch is reconstructed)."""
+    images = batch["image"]
+    half = images.shape[0] // 2
+    sample_key, forward_key = jax.random.split(key)
+    output = model(images, forward_key, side=side_data(batch))
+    samples = model.sample(sample_key, images.shape[0] - half)
+    return jnp.concatenate([output.reconstruction[:half], samples]), output
+
+  def update(self, model, optimizers, batch, key):
+    real, condition = jnp.asarray(batch["image"], jnp.float32), side_data(batch)
+    keys = jax.random.split(key, self.critic_steps + 2)
+    for step_key in keys[2:]:
+      fake_key, mix_key = jax.random.split(step_key)
+      fake = jax.lax.stop_gradient(self._fakes(model, batch, fake_key)[0])
+      c_loss, distance = critic_update(model, optimizers["discriminator"], real, fake, condition, mix_key,
+                                       self.gradient_penalty, self.slope_scale)
+    prior = model.prior_sample(keys[1], real.shape[0])
+
+    def model_loss(model):
+      fakes, output = self._fakes(model, batch, keys[0])
+      latents = model.encode(real, jax.random.split(keys[0])[1])
+      penalty = mmd(latents, prior, self.kernel_scales)
+      adversarial = -jnp.mean(model.discriminator(fakes, condition)[0])
+      distortion = rd.distortion(real, output.reconstruction, self.distortion)
+      loss = (distortion + self.penalty_weight * penalty + self.adversarial_weight * adversarial
+              + output.entropy_model_loss)
+      return loss, {"distortion": distortion, "penalty": penalty, "adversarial": adversarial, "bpp": output.bpp()}
+
+    (loss, terms), grads = nnx.value_and_grad(
+        model_loss, argnums=nnx.DiffState(0, optimizers["model"].wrt), has_aux=True)(model)
+    optimizers["model"].update(model, grads)
+    return {"loss": loss, **terms, "critic_loss": c_loss, "wasserstein_estimate": distance,
+            "grad_norm": global_norm(grads)}
+
+
+def mmd(x, y, scales=(1.0,)) -> jax.Array:
+  """Unbiased squared MMD between samples x, y (N, d) with inverse multiquadratic kernels
+  k(a, b) = C / (C + |a - b|^2), C = 2 d s for each s in ``scales``, summed (the WAE paper's choice for a
+  Gaussian prior, whose E|a - b|^2 is 2 d)."""
   n, d = x.shape
-  c = 2.0 * d * scale ** 2
-  kernel = lambda a, b: c / (c + jnp.sum(jnp.square(a[:, None] - b[None]), axis=-1))
+  squared = lambda a, b: jnp.sum(jnp.square(a[:, None] - b[None]), axis=-1)
+  pairs = [squared(x, x), squared(y, y), squared(x, y)]
   off_diagonal = 1.0 - jnp.eye(n)
-  within = jnp.sum((kernel(x, x) + kernel(y, y)) * off_diagonal) / (n * (n - 1))
-  return within - 2.0 * jnp.mean(kernel(x, y))
+  total = 0.0
+  for scale in scales:
+    c = 2.0 * d * scale
+    xx, yy, xy = (c / (c + p) for p in pairs)
+    total = total + jnp.sum((xx + yy) * off_diagonal) / (n * (n - 1)) - 2.0 * jnp.mean(xy)
+  return total

@@ -131,7 +131,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
   eval_records = pipeline.eval_batch(_eval_source(config.data, train_source), config.data.crop,
                                      train_cfg.get("eval_images", 4))
   batches = pipeline.train_batches(train_source, config.data.crop, local_batch,
-                                   seed=train_cfg.seed + 7919 * jax.process_index(), start_step=start)
+                                   seed=train_cfg.seed + 7919 * jax.process_index(), start_step=start,
+                                   flip=config.data.get("flip", True))
   base_key = jax.random.PRNGKey(train_cfg.seed)
   log = MetricsLog(workdir, start, total, progress=progress and jax.process_index() == 0)
   last, pending, interval_start, done = {}, [], time.perf_counter(), start

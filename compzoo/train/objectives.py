@@ -159,6 +159,23 @@ class Recurrent(Objective):
     return {"distortion/last_step": rd.distortion(last(targets), last(outputs), self.distortion)}, None
 
 
+@flax.struct.dataclass
+class Classification(SingleLoss):
+  """Cross-entropy of ``model.classify(images, side)`` against the record's ``label``: feature networks
+  for distribution metrics, and (later) task heads on compressed latents."""
+
+  def loss(self, model, batch, key):
+    del key
+    logits = model.classify(batch["image"], side_data(batch))
+    labels = jnp.asarray(batch["label"], jnp.int32)
+    loss = jnp.mean(-jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=-1))
+    return loss, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
+
+  def evaluate(self, model, batch):
+    _, step_metrics = self.loss(model, batch, None)
+    return step_metrics, None
+
+
 def quality_metrics(output: rd.RDOutput, target) -> dict[str, jax.Array]:
   result = {"bpp": output.bpp()}
   if output.reconstruction is not None:

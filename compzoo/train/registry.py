@@ -10,9 +10,11 @@ OBJECTIVES = {
     "rate_distortion": objectives.RateDistortion,
     "lossless": objectives.Lossless,
     "recurrent": objectives.Recurrent,
+    "classification": objectives.Classification,
     "gan": adversarial.GAN,
     "wgan_gp": adversarial.WGANGP,
     "wae": adversarial.WAE,
+    "wasserstein_pp": adversarial.WassersteinPlusPlus,
 }
 
 

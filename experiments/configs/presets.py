@@ -41,8 +41,8 @@ def data(name: str, crop: int, batch_size: int, **options) -> dict:
 def train(size: str, steps: int, **options) -> dict:
   """The train section: ``steps`` and the size's cadences; ``init_from`` (warm start), ``freeze`` (path
   prefixes) and ``max_seconds`` (wall-clock budget, 0: none) are there to be overridden."""
-  return dict(steps=steps, seed=0, eval_images=4, init_from="", freeze="", max_seconds=0,
-              **{**_SCHEDULES[size], **options})
+  return {**dict(steps=steps, seed=0, eval_images=4, init_from="", freeze="", max_seconds=0),
+          **_SCHEDULES[size], **options}
 
 
 def optimizer(learning_rate: float, schedule: str = "cosine", warmup: int = 100, clip: float = 1.0, **options) -> dict:

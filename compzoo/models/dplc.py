@@ -1,0 +1,309 @@
+"""Distribution-preserving lossy compression: "Deep Generative Models for Distribution-Preserving Lossy
+Compression" (Tschannen, Agustsson, Lucic, NeurIPS 2018).
+
+    x ──E (÷16)──> y ──L levels──> code (code_channels × h/16 × w/16 symbols) ──┐
+                                                   noise u ~ U(-1, 1)^noise_dim ─┴─B (MLP)──> z ──G──> x̂
+    rate 0 (code_channels=0): z ~ N(0, I), and G alone is a generative model
+
+The rate is set by the architecture (code_channels · h/16 · w/16 · log2 L bits, the paper's fixed-rate
+code), not by a rate term: the objectives (compzoo/train/adversarial.py) differ only in what they ask of
+the decoder's output distribution. The code is entropy coded with one learned categorical per code
+position (trained by ``entropy_model_loss``, never by the encoder's gradient), whose integer tables
+exports ship, so a file codes below the nominal rate when the code is predictable. The noise u (or z at
+rate 0) is drawn from a 32-bit seed stored in the file: the encoder takes it from the image's CRC32, so
+compressing an image twice gives the same file, and decoding a file always gives the same picture.
+
+``discriminator`` is the WGAN critic (layer norm, no batch norm, as WGAN-GP needs); it is training-only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from compzoo import bitstream
+from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
+from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
+from compzoo.errors import BitstreamError, UsageError
+from compzoo.ops import nats_to_bits
+from compzoo.rd import RDOutput
+
+STRIDE = 16
+SEED_BYTES = 4
+
+
+def _normalise(images):
+  return jnp.asarray(images, jnp.float32) / 127.5 - 1.0
+
+
+class Generator(nnx.Module):
+  """DCGAN-style: z -> 4×4×(f·2^(n-1)) -> n stride-2 transposed convolutions -> size×size×channels."""
+
+  def __init__(self, latent_dim: int, size: int, channels: int, features: int, *, rngs: nnx.Rngs):
+    ups = int(math.log2(size // 4))
+    widths = [features * 2 ** (ups - 1 - i) for i in range(ups)] + [channels]
+    self.start = widths[0]
+    self.project = nnx.Linear(latent_dim, 16 * widths[0], rngs=rngs)
+    self.norms = nnx.List([nnx.LayerNorm(w, rngs=rngs) for w in widths[:-1]])
+    self.ups = nnx.List([nnx.ConvTranspose(i, o, (4, 4), strides=2, rngs=rngs) for i, o in zip(widths, widths[1:])])
+
+  def __call__(self, z):
+    x = self.project(z).reshape(z.shape[0], 4, 4, self.start)
+    for norm, up in zip(self.norms, self.ups):
+      x = up(jax.nn.relu(norm(x)))
+    return (jnp.tanh(x) + 1.0) * 127.5
+
+
+class Critic(nnx.Module):
+  """Stride-2 convolutions with layer norm over each feature map, then one linear output (a WGAN critic
+  or a GAN discriminator). Returns (scores (N,), intermediate features) as the adversarial objectives ask."""
+
+  def __init__(self, size: int, channels: int, features: int, *, rngs: nnx.Rngs):
+    downs = int(math.log2(size // 4))
+    widths = [channels] + [features * 2 ** i for i in range(downs)]
+    self.convs = nnx.List([nnx.Conv(i, o, (4, 4), strides=2, rngs=rngs) for i, o in zip(widths, widths[1:])])
+    self.norms = nnx.List([nnx.LayerNorm(w, reduction_axes=(1, 2, 3), rngs=rngs) for w in widths[2:]])
+    self.score = nnx.Linear(16 * widths[-1], 1, rngs=rngs)
+
+  def __call__(self, images, side=None):
+    del side
+    x, features = _normalise(images), []
+    for index, conv in enumerate(self.convs):
+      x = conv(x)
+      if index:
+        x = self.norms[index - 1](x)
+      x = jax.nn.leaky_relu(x, 0.2)
+      features.append(x)
+    return self.score(x.reshape(x.shape[0], -1))[:, 0], features
+
+
+class CodeEncoder(nnx.Module):
+  """Image -> y (N, h/16, w/16, code_channels) in (-1, 1). The code is layer-normalised over each image's
+  code before the tanh: without it an MSE-trained binary code drifts to one sign everywhere (the tanh
+  saturates, its gradient dies, and the decoder learns the mean image), as the first MSE runs did."""
+
+  def __init__(self, channels: int, features: int, code_channels: int, *, rngs: nnx.Rngs):
+    widths = [channels, features, 2 * features, 4 * features]
+    self.convs = nnx.List([nnx.Conv(i, o, (4, 4), strides=2, rngs=rngs) for i, o in zip(widths, widths[1:])])
+    self.out = nnx.Conv(widths[-1], code_channels, (4, 4), strides=2, rngs=rngs)
+    self.norm = nnx.LayerNorm(code_channels, reduction_axes=(1, 2, 3), rngs=rngs)
+
+  def __call__(self, images):
+    x = _normalise(images)
+    for conv in self.convs:
+      x = jax.nn.leaky_relu(conv(x), 0.2)
+    return jnp.tanh(self.norm(self.out(x)))
+
+
+class Mapping(nnx.Module):
+  """B: the flattened code and noise -> z."""
+
+  def __init__(self, inputs: int, latent_dim: int, hidden: int, *, rngs: nnx.Rngs):
+    self.hidden = nnx.List([nnx.Linear(inputs, hidden, rngs=rngs), nnx.Linear(hidden, hidden, rngs=rngs)])
+    self.out = nnx.Linear(hidden, latent_dim, rngs=rngs)
+
+  def __call__(self, x):
+    for layer in self.hidden:
+      x = jax.nn.relu(layer(x))
+    return self.out(x)
+
+
+class DistributionPreservingCodec(nnx.Module):
+  """E, B, G and the code's tables (see the module docstring); fixed image size, 1 (grey) or 3 channels."""
+
+  LOSSLESS = False
+  DECODE_GUARANTEE = "shipped-tables"
+  MAX_PIXELS = None
+
+  def __init__(self, size: int = 32, channels: int = 3, code_channels: int = 0, levels: int = 2,
+               latent_dim: int = 64, noise_dim: int = 16, features: int = 32, *, rngs: nnx.Rngs):
+    if size < 16 or size & (size - 1):
+      raise UsageError(f"dplc takes square images of a power-of-two size >= 16, got {size}")
+    if channels not in (1, 3) or levels < 2 or code_channels < 0:
+      raise UsageError(f"dplc: channels must be 1 or 3, levels >= 2, code_channels >= 0 "
+                       f"(got {channels}, {levels}, {code_channels})")
+    self.size, self.channels, self.levels = size, channels, levels
+    self.latent_dim, self.noise_dim = latent_dim, noise_dim
+    self.code_shape = (size // STRIDE, size // STRIDE, code_channels)
+    self.positions = int(np.prod(self.code_shape))
+    self.generator = Generator(latent_dim, size, channels, features, rngs=rngs)
+    if self.positions:
+      self.encoder = CodeEncoder(channels, features, code_channels, rngs=rngs)
+      self.mapping = Mapping(self.positions + noise_dim, latent_dim, max(128, 2 * latent_dim), rngs=rngs)
+      self.code_logits = nnx.Param(jnp.zeros((self.positions, levels)))
+    self.discriminator = Critic(size, channels, features, rngs=rngs)
+
+  @property
+  def image_shape(self) -> tuple[int, int]:
+    """The only image size this model codes (codecs expose it: ``Codec.image_shape``)."""
+    return self.size, self.size
+
+  @property
+  def nominal_bits(self) -> float:
+    """Bits per image of the fixed-rate code, before entropy coding."""
+    return self.positions * math.log2(self.levels)
+
+  def __call__(self, images, key=None, side=None) -> RDOutput:
+    """images: N×size×size×channels in [0, 255]. ``key`` set: training (fresh noise; prior samples at rate
+    0); unset: evaluation with fixed noise."""
+    del side
+    count = images.shape[0]
+    key = jax.random.PRNGKey(0) if key is None else key
+    if not self.positions:
+      reconstruction = self.generator(self.prior_sample(key, count))
+      return RDOutput(reconstruction, {"code": jnp.zeros(count)}, self.size * self.size)
+    values, symbols = self.quantize(self.encoder(images))
+    reconstruction = self.generator(self.mapping(self._mapping_inputs(values, self.noise(key, count))))
+    bits = self._code_bits(symbols)
+    return RDOutput(reconstruction, {"code": jax.lax.stop_gradient(bits)}, self.size * self.size,
+                    entropy_model_loss=jnp.mean(bits) / (self.size * self.size))
+
+  # Pieces the objectives use (compzoo/train/adversarial.py: WAE and Wasserstein++).
+  def prior_sample(self, key, count: int):
+    return jax.random.normal(key, (count, self.latent_dim))
+
+  def noise(self, key, count: int):
+    return jax.random.uniform(key, (count, self.noise_dim), minval=-1.0, maxval=1.0)
+
+  def encode(self, images, key):
+    """z = B(E(x), u): what the decoder's generator reads (at rate 0, a prior sample)."""
+    if not self.positions:
+      return self.prior_sample(key, images.shape[0])
+    values, _ = self.quantize(self.encoder(images))
+    return self.mapping(self._mapping_inputs(values, self.noise(key, images.shape[0])))
+
+  def sample(self, key, count: int):
+    """G(z), z from the prior: the generative model the decoder is at rate 0."""
+    return self.generator(self.prior_sample(key, count))
+
+  def quantize(self, y):
+    """y in (-1, 1) -> (values on L evenly spaced levels, straight-through; integer symbols)."""
+    steps = self.levels - 1
+    symbols = jnp.clip(jnp.round((y + 1.0) * 0.5 * steps), 0, steps)
+    values = symbols * (2.0 / steps) - 1.0
+    return y + jax.lax.stop_gradient(values - y), symbols.astype(jnp.int32)
+
+  def dequantize(self, symbols):
+    return symbols.astype(jnp.float32) * (2.0 / (self.levels - 1)) - 1.0
+
+  def _mapping_inputs(self, values, noise):
+    return jnp.concatenate([values.reshape(values.shape[0], -1), noise], axis=-1)
+
+  def _code_bits(self, symbols):
+    log_p = jax.nn.log_softmax(grid_logits(self.code_logits[...]), axis=-1)
+    flat = symbols.reshape(symbols.shape[0], -1)
+    picked = jnp.take_along_axis(log_p[None], flat[..., None], axis=-1)[..., 0]
+    return -nats_to_bits(picked).sum(axis=1)
+
+  # Coding (CodingModel): a 32-bit seed stream and the code stream.
+  def coding_tables(self) -> dict:
+    if not self.positions:
+      return {}
+    return {"code": quantize_pmf(pmf_from_grid_logits(np.asarray(grid_logits(self.code_logits[...]))))}
+
+  def prepare_coding(self, tables) -> dict:
+    tables = {k: np.asarray(v, np.float32) for k, v in (tables or {}).items()}
+    if self.positions and tables.get("code", np.zeros(0)).shape != (self.positions, self.levels):
+      raise UsageError(f"dplc export has no code tables of shape {(self.positions, self.levels)}")
+    return tables
+
+  def _check_shape(self, shape, error=UsageError):
+    if tuple(shape[:2]) != (self.size, self.size):
+      grey = " (grey digits: the three channels equal)" if self.channels == 1 else ""
+      raise error(f"this dplc model codes {self.size}×{self.size} images{grey}; got {shape[1]}×{shape[0]}")
+
+  def encode_image(self, image: np.ndarray, prepared):
+    self._check_shape(image.shape)
+    seed = self.seed_of(image)
+    streams = [seed.to_bytes(SEED_BYTES, "big")]
+    symbols = self.symbols_batch(image[None])[0]
+    if self.positions:
+      encoder = Encoder()
+      encoder.put_frequencies(symbols, prepared["code"])
+      streams.append(encoder.finish())
+    return streams, _check(seed, symbols)
+
+  def decode_image(self, streams, shape, prepared):
+    self._check_shape(shape, BitstreamError)
+    if len(streams) != 1 + bool(self.positions) or len(streams[0]) != SEED_BYTES:
+      raise BitstreamError(f"dplc files hold a {SEED_BYTES}-byte seed stream"
+                           f"{' and a code stream' if self.positions else ''}")
+    seed = int.from_bytes(streams[0], "big")
+    symbols = np.zeros(0, np.int32)
+    if self.positions:
+      symbols = Decoder(streams[1]).get_frequencies(prepared["code"])
+    return self.decode_symbols(symbols, seed), _check(seed, symbols)
+
+  def decode_symbols(self, symbols: np.ndarray, seed: int) -> np.ndarray:
+    """The decoder's picture (size×size×3 uint8) for a code and a seed."""
+    return self.decode_batch(np.asarray(symbols)[None], np.asarray([seed]))[0]
+
+  def decode_batch(self, symbols: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """N codes (N × positions) and N seeds -> N×size×size×3 uint8 (evaluation at scale: a batch may round
+    a rare pixel differently from one image at a time, which is what files decode with)."""
+    code = jnp.asarray(np.asarray(symbols, np.int32).reshape((len(seeds),) + self.code_shape))
+    pixels = np.asarray(_decode(self, code, jnp.asarray(np.asarray(seeds, np.uint32))))
+    return np.repeat(pixels, 3, axis=-1) if self.channels == 1 else pixels
+
+  def seed_of(self, image: np.ndarray) -> int:
+    """The seed the encoder stores for an image: its CRC32, so one image always makes one file."""
+    return bitstream.crc32(np.ascontiguousarray(image).tobytes())
+
+  def symbols_batch(self, images: np.ndarray) -> np.ndarray:
+    """N×size×size×3 uint8 -> N × positions code symbols."""
+    if not self.positions:
+      return np.zeros((len(images), 0), np.int32)
+    pixels = np.stack([self._model_pixels(image) for image in images])
+    return np.asarray(_symbols(self, jnp.asarray(pixels))).reshape(len(images), -1)
+
+  def reconstruct(self, image: np.ndarray) -> np.ndarray:
+    """What decoding this image's file gives."""
+    self._check_shape(image.shape)
+    return self.decode_symbols(self.symbols_batch(image[None])[0], self.seed_of(image))
+
+  def reconstruct_batch(self, images: np.ndarray) -> np.ndarray:
+    return self.decode_batch(self.symbols_batch(images), np.asarray([self.seed_of(i) for i in images]))
+
+  def _model_pixels(self, image):
+    """H×W×3 uint8 -> the model's channels (grey models read the channel mean, rounded)."""
+    if self.channels == 3:
+      return image
+    return np.round(image.astype(np.float32).mean(axis=-1, keepdims=True)).astype(np.uint8)
+
+  def min_stream_bits(self, shape, prepared) -> float:
+    """No stream holds an image of another size; otherwise the seed and each position's likeliest symbol."""
+    if tuple(shape[:2]) != (self.size, self.size):
+      return float("inf")
+    if not self.positions:
+      return 8 * SEED_BYTES
+    return 8 * SEED_BYTES + float(np.sum(PRECISION - np.log2(prepared["code"].max(axis=1))))
+
+
+def _check(seed: int, symbols: np.ndarray) -> int:
+  return bitstream.crc32(seed.to_bytes(SEED_BYTES, "big") + np.asarray(symbols, np.int32).tobytes())
+
+
+@nnx.jit
+def _symbols(model, images):
+  return model.quantize(model.encoder(images))[1]
+
+
+@nnx.jit
+def _decode(model, code, seeds):
+  keys = jax.vmap(jax.random.PRNGKey)(seeds)
+  if model.positions:
+    noise = jax.vmap(lambda key: model.noise(key, 1)[0])(keys)
+    z = model.mapping(model._mapping_inputs(model.dequantize(code), noise))
+  else:
+    z = jax.vmap(lambda key: model.prior_sample(key, 1)[0])(keys)
+  return jnp.clip(jnp.round(model.generator(z)), 0, 255).astype(jnp.uint8)
+
+
+def build(size: int = 32, channels: int = 3, code_channels: int = 0, levels: int = 2, latent_dim: int = 64,
+          noise_dim: int = 16, features: int = 32, *, rngs: nnx.Rngs) -> DistributionPreservingCodec:
+  return DistributionPreservingCodec(size, channels, code_channels, levels, latent_dim, noise_dim, features,
+                                     rngs=rngs)
