@@ -3,7 +3,6 @@ config with its distribution term moving the right way; files round-trip to the 
 bit and run after run; a rate-0 file decodes to the sample its seed chooses; bad input fails clearly."""
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
@@ -12,11 +11,10 @@ from compzoo import exports, models, zoo
 from compzoo.codecs.learned import DPLC_RATES, LearnedCodec
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.train import groups
-from compzoo.train import mesh as mesh_lib
 from compzoo.train.adversarial import mmd
-from compzoo.train.loop import TrainState, compile_step
 from compzoo.train.registry import make_objective
 from experiments.configs import dplc
+from train_helpers import run_steps
 
 
 def _bars(i, n=16):
@@ -34,18 +32,9 @@ def _bars(i, n=16):
 def _train(variant: str, steps: int, model):
   """``steps`` steps of the loop's own compiled step with the variant's objective, freezing and optimizer."""
   config = dplc.get_config(variant)
-  objective = make_objective(config.objective)
-  frozen = groups.frozen_filter(model, config.train.freeze)
-  optimizer = ml_collections.ConfigDict(dict(config.optimizer, learning_rate=2e-3, warmup=0, schedule="constant"))
-  state = TrainState(model, objective, optimizer, steps, frozen)
-  graphdef, params = nnx.split(state)
-  step = compile_step(objective, graphdef, mesh_lib.make_mesh(jax.devices()[:1]))
-  history = []
-  for i in range(steps):
-    params, metrics = step(params, _bars(i), jax.random.PRNGKey(i))
-    history.append(jax.device_get(metrics))
-  nnx.update(state, params)
-  return state.model, history
+  optimizer = dict(config.optimizer, learning_rate=2e-3, warmup=0, schedule="constant")
+  return run_steps(model, make_objective(config.objective), optimizer, _bars, steps,
+                   groups.frozen_filter(model, config.train.freeze))
 
 
 def _mean(history, key, part):

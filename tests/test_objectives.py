@@ -13,30 +13,16 @@ from flax import nnx
 from compzoo import models
 from compzoo.entropy.logistic_mixture import DiscretizedLogisticMixture
 from compzoo.rd import RDOutput
-from compzoo.train import mesh as mesh_lib
 from compzoo.train.adversarial import mmd
-from compzoo.train.loop import TrainState, compile_step
 from compzoo.train.registry import make_objective
+from train_helpers import run_steps
 
 DATA_MEAN = np.array([2.0, -1.0], np.float32)
 
 
-def _run(model, objective, optimizer, batches, steps):
-  """``steps`` steps of the loop's own compiled step on one device -> (trained model, metrics per step)."""
-  state = TrainState(model, objective, ml_collections.ConfigDict(optimizer), steps)
-  graphdef, params = nnx.split(state)
-  step = compile_step(objective, graphdef, mesh_lib.make_mesh(jax.devices()[:1]))
-  history = []
-  for i in range(steps):
-    params, step_metrics = step(params, batches(i), jax.random.PRNGKey(i))
-    history.append(jax.device_get(step_metrics))
-  nnx.update(state, params)
-  return state.model, history
-
-
 def _train(model, objective_config, batches, steps, learning_rate=1e-2):
   objective = make_objective(ml_collections.ConfigDict(objective_config))
-  return _run(model, objective, dict(name="adam", learning_rate=learning_rate, b1=0.5), batches, steps)
+  return run_steps(model, objective, dict(name="adam", learning_rate=learning_rate, b1=0.5), batches, steps)
 
 
 def _points(i, n=64):

@@ -1,6 +1,25 @@
-"""A tiny training config shared by the loop, sharding and codec tests (embedded photos, 8-channel model)."""
+"""What the training tests share: a tiny config (embedded photos, 8-channel model) and ``run_steps``, the
+loop's own compiled step run on one device."""
 
 import ml_collections
+
+
+def run_steps(model, objective, optimizer, batches, steps, frozen=None):
+  """``steps`` steps of the loop's own compiled step on one device (batch ``i`` is ``batches(i)``, key ``i``)
+  -> (trained model, metrics per step). ``frozen``: an NNX filter of parameters with no optimizer."""
+  import jax  # here, so tests that only need tiny_config do not load the trainer
+  from flax import nnx
+  from compzoo.train import mesh as mesh_lib
+  from compzoo.train.loop import TrainState, compile_step
+  state = TrainState(model, objective, ml_collections.ConfigDict(optimizer), steps, frozen)
+  graphdef, params = nnx.split(state)
+  step = compile_step(objective, graphdef, mesh_lib.make_mesh(jax.devices()[:1]))
+  history = []
+  for i in range(steps):
+    params, step_metrics = step(params, batches(i), jax.random.PRNGKey(i))
+    history.append(jax.device_get(step_metrics))
+  nnx.update(state, params)
+  return state.model, history
 
 
 def tiny_config(steps: int = 6, batch_size: int = 2) -> ml_collections.ConfigDict:
