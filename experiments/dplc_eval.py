@@ -160,6 +160,8 @@ def main(argv):
     accuracy = network.accuracy(grey(test, dataset), labels)
     print(json.dumps({"network": network.describe(), "split": "test", "images": len(test), "accuracy": accuracy}))
     return
+  if dataset not in DPLC_RATES:
+    raise app.UsageError(f"no dplc-{dataset} rates are declared (compzoo/codecs/learned.py: DPLC_RATES)")
   root = Path(_WEIGHTS.value) if _WEIGHTS.value else WEIGHTS_ROOT / f"dplc-{dataset}"
   out = Path(_OUT.value or f"runs/dplc-{dataset}-eval")
   out.mkdir(parents=True, exist_ok=True)

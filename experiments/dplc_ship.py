@@ -35,6 +35,8 @@ def _copy(source: Path, target: Path) -> None:
 def main(argv):
   del argv
   dataset, runs = _DATASET.value, Path(_RUNS.value)
+  if dataset not in DPLC_RATES:
+    raise app.UsageError(f"no dplc-{dataset} rates are declared (compzoo/codecs/learned.py: DPLC_RATES)")
   root = WEIGHTS_ROOT / f"dplc-{dataset}"
   _copy(runs / f"{dataset}-generator" / "export", root / "generator")
   for objective in DPLC_OBJECTIVES:
