@@ -102,6 +102,8 @@ def _bench(args) -> None:
   paths = bench.write_reports(records, args.out, anchor=args.anchor)
   if grid:
     paths["grid"] = grid.write(Path(args.out) / "grid.png")
+  paths["html"] = bench.write_html(args.out, paths, title=f"compzoo bench: {len(images)} images from {args.images}",
+                                   note="command: compzoo bench " + " ".join(args.argv))
   print(paths["markdown"].read_text(), end="")
   print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
 
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
+  args.argv = list(sys.argv[1:] if argv is None else argv)[1:]  # after the subcommand, for reports
   try:
     args.run(args)
   except UsageError as e:

@@ -239,6 +239,29 @@ def test_bench_grid_shows_the_decoded_pictures_beside_the_original(tmp_path, ast
   assert code == 2 and "nope.png" in stderr
 
 
+def test_bench_writes_one_self_contained_html_report(tmp_path, astronaut, capsys, monkeypatch):
+  import base64
+  import io
+  import re
+  from compzoo.data import images
+
+  monkeypatch.setattr(images, "embedded_images", lambda: {"a": astronaut[:64, :64], "b": astronaut[64:128, :64]})
+  code, _, stderr = run(["bench", "-m", "png,jpeg:quality=5,jpeg:quality=50", "--grid", "1", "--grid-crop", "32",
+                         "--out", str(tmp_path), "--quiet"], capsys)
+  assert code == 0 and "report.html" in stderr
+  page = (tmp_path / "report.html").read_text()
+  assert "command: compzoo bench -m png,jpeg:quality=5,jpeg:quality=50" in page
+  summary = json.loads((tmp_path / "results.json").read_text())
+  mean_bpp = np.mean([r["bpp"] for r in summary if r["codec"] == "jpeg:quality=5"])
+  assert f"<td>jpeg:quality=5</td><td>2</td><td>{mean_bpp:.4f}</td>" in page  # the numbers of summary.md
+  embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+  assert "src=\"http" not in page and len(embedded) == 2  # the PSNR plot (no MS-SSIM at 64 px) and the grid
+  pictures = [Image.open(io.BytesIO(base64.b64decode(data))) for data in embedded]
+  np.testing.assert_array_equal(np.asarray(pictures[-1]), np.asarray(Image.open(tmp_path / "grid.png")))
+  assert run(["bench", "-m", "png", "--limit", "1", "--out", str(tmp_path / "one"), "--quiet"], capsys)[0] == 0
+  assert [r["image"] for r in json.loads((tmp_path / "one" / "results.json").read_text())] == ["a"]
+
+
 def test_bench_crop_codes_central_crops(tmp_path, capsys, monkeypatch):
   from compzoo.data import images
 

@@ -121,12 +121,14 @@ def embedded_images() -> dict[str, np.ndarray]:
 
 
 def image_set(where: str, limit: int = 0, crop: int = 0) -> dict[str, np.ndarray]:
-  """'embedded' (the bundled photos) or a folder's images by file name; ``limit``: a folder's first N (0: all);
+  """'embedded' (the bundled photos) or a folder's images by file name; ``limit``: the first N (0: all);
   ``crop``: the central crop x crop pixels of each (0: whole images), e.g. to time slow per-pixel codecs."""
-  if crop < 0:
-    raise UsageError(f"crop must be >= 0, got {crop}")
-  images = embedded_images() if where == "embedded" else {
-      path.name: load_image(path) for path in list_images(where)[: limit or None]}
+  if crop < 0 or limit < 0:
+    raise UsageError(f"crop and limit must be >= 0, got {crop} and {limit}")
+  if where == "embedded":
+    images = dict(list(embedded_images().items())[: limit or None])
+  else:
+    images = {path.name: load_image(path) for path in list_images(where)[: limit or None]}
   if crop:
     images = {name: central_crop(image, crop) for name, image in images.items()}
   return images
