@@ -97,9 +97,17 @@ def check(codec_names, image, workdir, xla_flags: str = OTHER_XLA_FLAGS, repeats
   return report
 
 
-def learned_entries() -> list[str]:
+def learned_entries(one_per_group: bool = False) -> list[str]:
+  """Every shipped learned entry; with ``one_per_group``, the first of each zoo group (DPLC's objectives share
+  one network and differ only in weights, so one of them checks the decoder's numerics for all)."""
   from compzoo import zoo
-  return [name for name, entry in zoo.entries().items() if entry.kind == "learned" and not entry.needs_weights]
+  names, groups = [], set()
+  for name, entry in zoo.entries().items():
+    if entry.kind != "learned" or entry.needs_weights or (one_per_group and entry.group and entry.group in groups):
+      continue
+    groups.add(entry.group)
+    names.append(name)
+  return names
 
 
 def main(argv):

@@ -2,6 +2,7 @@
 
     python -m experiments.dplc_eval --dataset=mnist --out=runs/dplc-mnist-eval
     python -m experiments.dplc_eval --dataset=mnist --weights=runs/dplc/ship-mnist   # an unshipped tree
+    python -m experiments.dplc_eval --dataset=mnist --rates=0,8 --images=200         # a quick look
     python -m experiments.dplc_eval --dataset=mnist --feature_accuracy               # the feature network only
     python -m experiments.dplc_eval --dataset=mnist --images=200 --pngs=runs/mnist-test-png  # for compzoo bench
 
@@ -37,6 +38,7 @@ _OUT = flags.DEFINE_string("out", "", "output folder (default runs/dplc-DATASET-
 _IMAGES = flags.DEFINE_integer("images", 2000, "test images measured")
 _FILE_IMAGES = flags.DEFINE_integer("file_images", 100, "test images coded to real files")
 _GRID = flags.DEFINE_integer("grid", 8, "test images in each picture grid")
+_RATES = flags.DEFINE_list("rates", [], "rates (code channels) measured (default: every shipped rate)")
 _FEATURE_ACCURACY = flags.DEFINE_bool("feature_accuracy", False, "only print the feature network's accuracy")
 _PNGS = flags.DEFINE_string("pngs", "", "only write the test images as PNGs here (for compzoo bench --images)")
 
@@ -144,9 +146,23 @@ def markdown(results: list[dict], network: str, dataset: str) -> str:
   return "\n".join(lines) + "\n"
 
 
+def rates_asked(dataset: str) -> tuple[int, ...]:
+  """--rates checked against the shipped ones (all of them by default), before any work."""
+  if dataset not in DPLC_RATES:
+    raise app.UsageError(f"no dplc-{dataset} rates are declared (compzoo/codecs/learned.py: DPLC_RATES)")
+  rates = DPLC_RATES[dataset]
+  if not _RATES.value:
+    return rates
+  asked = [int(r) for r in _RATES.value if r.strip().isdigit()]
+  if len(asked) != len(_RATES.value) or not set(asked) <= set(rates):
+    raise app.UsageError(f"--rates: dplc-{dataset} ships rates {', '.join(map(str, rates))}")
+  return tuple(r for r in rates if r in asked)
+
+
 def main(argv):
   del argv
   dataset = _DATASET.value
+  rates = None if _PNGS.value or _FEATURE_ACCURACY.value else rates_asked(dataset)
   test, labels = load_split(dataset, "test", _IMAGES.value)
   if _PNGS.value:
     folder = Path(_PNGS.value)
@@ -160,8 +176,6 @@ def main(argv):
     accuracy = network.accuracy(grey(test, dataset), labels)
     print(json.dumps({"network": network.describe(), "split": "test", "images": len(test), "accuracy": accuracy}))
     return
-  if dataset not in DPLC_RATES:
-    raise app.UsageError(f"no dplc-{dataset} rates are declared (compzoo/codecs/learned.py: DPLC_RATES)")
   root = Path(_WEIGHTS.value) if _WEIGHTS.value else WEIGHTS_ROOT / f"dplc-{dataset}"
   out = Path(_OUT.value or f"runs/dplc-{dataset}-eval")
   out.mkdir(parents=True, exist_ok=True)
@@ -170,7 +184,7 @@ def main(argv):
   grids = {}
   for objective in DPLC_OBJECTIVES:
     grids[objective] = [test[:_GRID.value]]
-    for rate in DPLC_RATES[dataset]:
+    for rate in rates:
       path = export_path(root, objective, rate)
       if not path.is_dir():
         print(f"skipping {objective} rate {rate}: no export at {path}")

@@ -1,8 +1,8 @@
-"""Every shipped learned entry: a file written here decodes in another process started with other XLA CPU
-settings (another device count, one Eigen thread, and on x86 a narrower vector ISA, as on another
-machine) to the writer's image, or for same-backend-only entries fails with a BitstreamError — never a
-wrong image. Lossy entries promise exact symbols: their float synthesis may round a rare pixel one level
-the other way under another ISA, and nothing more."""
+"""Every shipped learned entry (one per zoo group): a file written here decodes in another process
+started with other XLA CPU settings (another device count, one Eigen thread, and on x86 a narrower vector
+ISA, as on another machine) to the writer's image, or for same-backend-only entries fails with a
+BitstreamError — never a wrong image. Lossy entries promise exact symbols: their float synthesis may round
+a rare pixel one level the other way under another ISA, and nothing more."""
 
 import platform
 
@@ -13,7 +13,7 @@ from experiments import cross_process_decode as cross
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
-ENTRIES = cross.learned_entries()
+ENTRIES = cross.learned_entries(one_per_group=True)
 XLA_FLAGS = cross.OTHER_XLA_FLAGS + (" --xla_cpu_max_isa=AVX" if platform.machine() in ("x86_64", "AMD64") else "")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from compzoo import exports, models
+from compzoo.codecs.learned import DPLC_OBJECTIVES
 from train_helpers import tiny_config
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
@@ -72,17 +73,20 @@ def test_colour_blindness_shows_ms_ssim_charges_colour_less_than_texture(tmp_pat
   assert result.returncode != 0 and "at least 500 pixels" in result.stderr
 
 
-def test_dplc_eval_measures_every_shipped_point_on_a_few_digits(tmp_path):
-  result = _app("dplc_eval", "--dataset=mnist", "--images=64", "--file_images=2", "--grid=4", f"--out={tmp_path}")
+def test_dplc_eval_measures_each_objective_at_the_rates_asked(tmp_path):
+  result = _app("dplc_eval", "--dataset=mnist", "--rates=0,8", "--images=64", "--file_images=2", "--grid=4",
+                f"--out={tmp_path}")
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads((tmp_path / "results.json").read_text())
   assert report["feature_network"].startswith("classifier-mnist")
   rows = [r for r in report["results"] if "objective" in r]
-  assert len(rows) == 4 * 6
+  assert sorted((r["objective"], r["rate"]) for r in rows) == sorted((o, r) for o in DPLC_OBJECTIVES for r in (0, 8))
   assert all(r["bpp_file"] > r["bpp_payload"] >= r["bpp_nominal"] for r in rows)  # a header, a 32-bit seed
   assert all(abs(r["mse_ratio"] - 1.0) < 1e-9 for r in rows if r["objective"] == "mse")
   for name in ("distortion_vs_rate.png", "distance_vs_rate.png", "samples-wgan.png", "results.md"):
     assert (tmp_path / name).is_file()
+  result = _app("dplc_eval", "--dataset=mnist", "--rates=3", f"--out={tmp_path}")
+  assert result.returncode != 0 and "ships rates 0, 2, 4" in result.stderr
 
 
 def test_colour_check_prints_hues_and_saturation_per_crop():

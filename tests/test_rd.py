@@ -43,10 +43,12 @@ def test_ms_ssim_distortion_adds_its_mse_and_colour_terms(astronaut):
   tinted = photo + jnp.asarray([12.0, -12.0, 0.0])  # a colour cast: flat, so MS-SSIM hardly sees it
   checker = jnp.where((jnp.indices((96, 96)).sum(0) % 2)[..., None] == 0, 12.0, -12.0)
   textured = photo + checker  # the same MSE (96), spent on texture: block means unchanged
-  plain = lambda x, **w: float(rd.distortion(photo, x, "ms_ssim", ms_ssim_scales=4, **w))
+  distortion = jax.jit(lambda x, mse_weight, colour_weight: rd.distortion(
+      photo, x, "ms_ssim", ms_ssim_scales=4, mse_weight=mse_weight, colour_weight=colour_weight))
+  plain = lambda x, mse_weight=0.0, colour_weight=0.0: float(distortion(x, mse_weight, colour_weight))
   assert plain(tinted) < 0.2 * plain(textured)  # why the first cpm models lost their colours
   assert plain(tinted, mse_weight=20.0) == pytest.approx(plain(tinted) + 20.0 * 96.0 / 255**2, rel=1e-4)
   assert plain(tinted, colour_weight=20.0) == pytest.approx(plain(tinted) + 20.0 * 96.0 / 255**2, rel=1e-4)
   assert plain(textured, colour_weight=20.0) == pytest.approx(plain(textured), abs=1e-5)  # blind to texture
-  grad = jax.grad(lambda x: rd.distortion(photo, x, "ms_ssim", ms_ssim_scales=4, colour_weight=50.0))(tinted)
+  grad = jax.jit(jax.grad(lambda x: distortion(x, 0.0, 50.0)))(tinted)
   assert float(jnp.sum(grad[..., 0])) > 0 > float(jnp.sum(grad[..., 1]))  # pushes the cast back
