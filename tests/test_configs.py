@@ -24,8 +24,8 @@ from compzoo.train.registry import make_objective
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
-METHODS = ("bmshj2018_factorized", "cpm", "dplc", "feature_net", "l3c", "pixelcnn")
-TINY_TRAINED_ELSEWHERE = {"dplc": "tests/test_dplc.py"}  # their tiny variants train there
+METHODS = ("bmshj2018_factorized", "cpm", "dplc", "feature_net", "gc", "l3c", "pixelcnn")
+TINY_TRAINED_ELSEWHERE = {"dplc": "tests/test_dplc.py", "gc": "tests/test_gc.py"}  # their tiny variants train there
 STEPS = 2
 
 

@@ -27,6 +27,7 @@ ARCHITECTURES = {
     "classifier": "compzoo.models.classifier",
     "cpm": "compzoo.models.cpm",
     "dplc": "compzoo.models.dplc",
+    "gc": "compzoo.models.gc",
     "l3c": "compzoo.models.l3c",
     "pixelcnn": "compzoo.models.pixelcnn",
 }

@@ -1,4 +1,5 @@
-"""Adversarial and Wasserstein objectives: GAN (non-saturating or hinge, feature matching), WGAN-GP, WAE.
+"""Adversarial and Wasserstein objectives: GAN (non-saturating, hinge or least squares; feature matching),
+WGAN-GP, WAE, Wasserstein++.
 
 Models for these objectives are compression (or generative) models with extra, training-only submodules
 (named as in ``compzoo.models.TRAINING_ONLY``, so exports leave them out), and parameter groups are chosen
@@ -6,7 +7,8 @@ by path, never by name suffix:
   - ``model(images, key, side=...) -> RDOutput``: the generator (for a pure generative model,
     reconstruction is a sample and ``bits`` is empty);
   - ``model.discriminator(images, side) -> (logits, features)``: GAN discriminator or WGAN critic, given
-    the record's side data (a label map, for a conditional discriminator);
+    the record's side data (a label map, for a conditional discriminator); a multi-scale discriminator's
+    logits are a list of per-scale maps, each scale weighted equally;
   - WAE: ``model.encode(images, key) -> latents (N, d)`` and ``model.prior_sample(key, n) -> (N, d)``; with
     the adversarial penalty, ``model.latent_discriminator(latents) -> logits``.
 Discriminator steps come first and see the generator's output with gradients stopped; the generator step
@@ -34,7 +36,8 @@ PIXEL_SCALE = 127.5  # grey levels per unit of an image in [-1, 1]: the gradient
 @flax.struct.dataclass
 class _GeneratorAndDiscriminator(Objective):
   """What GAN and WGAN-GP share: the generator's weights, its parameter groups, and its update on
-  rate_weight * bpp + distortion_weight * d(x, x̂) + an adversarial part the subclass supplies."""
+  rate_weight * bpp + distortion_weight * d(x, x̂) + an adversarial part the subclass supplies, plus the
+  model's entropy_model_loss (it trains only the coding tables: GC's, DPLC's)."""
 
   adversarial_weight: float = 1.0
   distortion_weight: float = static_field(0.0)  # 0 leaves the distortion out of the program
@@ -53,7 +56,7 @@ class _GeneratorAndDiscriminator(Objective):
       output = forward(model, batch, key)
       loss, terms = adversarial(model, output.reconstruction)
       terms = {"bpp": output.bpp(), **terms}
-      loss = loss + self.rate_weight * terms["bpp"]
+      loss = loss + self.rate_weight * terms["bpp"] + output.entropy_model_loss
       if self.distortion_weight:
         terms["distortion"] = rd.distortion(real, output.reconstruction, self.distortion)
         loss = loss + self.distortion_weight * terms["distortion"]
@@ -65,27 +68,41 @@ class _GeneratorAndDiscriminator(Objective):
     return loss, {**terms, "grad_norm": global_norm(grads)}
 
 
+# (discriminator's term on real logits, on fake logits, generator's term on fake logits), each per logit.
+_GAN_LOSSES = {
+    "nonsaturating": (lambda l: jax.nn.softplus(-l), jax.nn.softplus, lambda l: jax.nn.softplus(-l)),
+    "hinge": (lambda l: jax.nn.relu(1 - l), lambda l: jax.nn.relu(1 + l), lambda l: -l),
+    "least_squares": (lambda l: jnp.square(l - 1), jnp.square, lambda l: jnp.square(l - 1)),
+}
+
+
+def _scale_mean(term, logits) -> jax.Array:
+  """The mean of ``term`` over the logits of each scale, averaged over scales: a multi-scale discriminator
+  returns a list of patch-logit maps, and a coarse scale's few patches count as much as a fine one's."""
+  scales = logits if isinstance(logits, (list, tuple)) else [logits]
+  return sum(jnp.mean(term(scale)) for scale in scales) / len(scales)
+
+
 @flax.struct.dataclass
 class GAN(_GeneratorAndDiscriminator):
   """Generator: adversarial_weight * adv + distortion_weight * d + rate_weight * bpp + feature_matching * FM."""
 
-  loss: str = static_field("nonsaturating")  # or "hinge"
+  loss: str = static_field("nonsaturating")  # or "hinge", or "least_squares" (LSGAN, Mao et al. 2017)
   feature_matching: float = static_field(0.0)
 
   def __post_init__(self):
-    if self.loss not in ("nonsaturating", "hinge"):
-      raise UsageError(f"GAN loss {self.loss!r}: use 'nonsaturating' or 'hinge'")
+    if self.loss not in _GAN_LOSSES:
+      raise UsageError(f"GAN loss {self.loss!r}: use one of {', '.join(_GAN_LOSSES)}")
 
   def update(self, model, optimizers, batch, key):
     real, condition = batch["image"], side_data(batch)
     fake = jax.lax.stop_gradient(forward(model, batch, key).reconstruction)
+    real_term, fake_term, generator_term = _GAN_LOSSES[self.loss]
 
     def discriminator_loss(model):
       real_logits, _ = model.discriminator(real, condition)
       fake_logits, _ = model.discriminator(fake, condition)
-      if self.loss == "hinge":
-        return jnp.mean(jax.nn.relu(1 - real_logits)) + jnp.mean(jax.nn.relu(1 + fake_logits))
-      return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+      return _scale_mean(real_term, real_logits) + _scale_mean(fake_term, fake_logits)
 
     d_loss, grads = nnx.value_and_grad(
         discriminator_loss, argnums=nnx.DiffState(0, optimizers["discriminator"].wrt))(model)
@@ -93,7 +110,7 @@ class GAN(_GeneratorAndDiscriminator):
 
     def adversarial(model, reconstruction):
       fake_logits, fake_features = model.discriminator(reconstruction, condition)
-      value = (-jnp.mean(fake_logits) if self.loss == "hinge" else jnp.mean(jax.nn.softplus(-fake_logits)))
+      value = _scale_mean(generator_term, fake_logits)
       loss, terms = self.adversarial_weight * value, {"adversarial": value}
       if self.feature_matching:
         _, real_features = model.discriminator(real, condition)

@@ -1,0 +1,295 @@
+"""Global generative compression (GC): "Generative Adversarial Networks for Extreme Learned Image
+Compression" (Agustsson, Tschannen, Mentzer, Timofte, Van Gool, ICCV 2019).
+
+    x ──E (÷16)──> w (C channels) ──5 centres {-2, -1, 0, 1, 2}──> ŵ ──┐
+                             noise v (optional, seeded by the file) ───┴─G──> x̂
+    E: c7s1-f, d2f, d4f, d8f, d16f, c3s1-C      G: c3s1-16f, R residual blocks, u8f, u4f, u2f, uf, c7s1-3
+
+Convolutions use reflection padding and instance norm, as in the paper (its sizes: f = 60, 9 blocks).
+The rate is set by C: C·log2(5)/256 bits per pixel nominal, before entropy coding; the objective
+(compzoo/train/adversarial.py, GAN with the least-squares loss, feature matching and an MSE term) has no
+rate term. The symbols are entropy coded with one learned categorical per channel (trained by
+``entropy_model_loss``, never through the encoder), whose integer tables exports ship.
+
+``discriminator`` is the multi-scale patch discriminator (the image at 3 scales, each C64-C128-C256-C512,
+instance norm after the first layer); it is training-only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
+from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
+from compzoo.errors import BitstreamError, UsageError
+from compzoo.models.latent import LatentCoding, Quantized
+from compzoo.ops import nats_to_bits
+from compzoo.quantize import soft_to_hard
+from compzoo.rd import RDOutput
+
+STRIDE = 16
+CENTERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+SEED_BYTES = 4
+TABLE_SCALE = 10.0  # table logits are stored divided by this, so Adam's bounded steps move them usefully fast
+
+
+def _instance_norm(features: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
+  return nnx.GroupNorm(features, num_groups=None, group_size=1, epsilon=1e-5, rngs=rngs)
+
+
+class ConvBlock(nnx.Module):
+  """Reflection-padded convolution, then instance norm and ReLU (``norm=False``: the convolution alone).
+  A convolution that instance norm follows has no bias: the norm would remove it (its gradient is 0)."""
+
+  def __init__(self, inputs: int, outputs: int, kernel: int, stride: int = 1, norm: bool = True,
+               bias: bool | None = None, *, rngs: nnx.Rngs):
+    self.pad = kernel // 2
+    self.conv = nnx.Conv(inputs, outputs, (kernel, kernel), strides=stride, padding="VALID",
+                         use_bias=not norm if bias is None else bias, rngs=rngs)
+    self.norm = _instance_norm(outputs, rngs) if norm else None
+
+  def __call__(self, x):
+    if self.pad:
+      x = jnp.pad(x, ((0, 0), (self.pad, self.pad), (self.pad, self.pad), (0, 0)), mode="reflect")
+    x = self.conv(x)
+    return x if self.norm is None else jax.nn.relu(self.norm(x))
+
+
+class UpBlock(nnx.Module):
+  """u_k: 3×3 transposed convolution with stride 2, instance norm, ReLU."""
+
+  def __init__(self, inputs: int, outputs: int, *, rngs: nnx.Rngs):
+    self.conv = nnx.ConvTranspose(inputs, outputs, (3, 3), strides=2, use_bias=False, rngs=rngs)
+    self.norm = _instance_norm(outputs, rngs)
+
+  def __call__(self, x):
+    return jax.nn.relu(self.norm(self.conv(x)))
+
+
+class ResidualBlock(nnx.Module):
+  """x + IN(conv(ReLU(IN(conv(x))))), reflection padding (the paper's generator blocks)."""
+
+  def __init__(self, channels: int, *, rngs: nnx.Rngs):
+    self.first = ConvBlock(channels, channels, 3, rngs=rngs)
+    self.second = ConvBlock(channels, channels, 3, norm=False, bias=False, rngs=rngs)
+    self.norm = _instance_norm(channels, rngs)
+
+  def __call__(self, x):
+    return x + self.norm(self.second(self.first(x)))
+
+
+class ImageEncoder(nnx.Module):
+  def __init__(self, features: int, code_channels: int, *, rngs: nnx.Rngs):
+    widths = [features * 2 ** i for i in range(5)]
+    self.first = ConvBlock(3, widths[0], 7, rngs=rngs)
+    self.downs = nnx.List([ConvBlock(i, o, 3, 2, rngs=rngs) for i, o in zip(widths, widths[1:])])
+    self.out = ConvBlock(widths[-1], code_channels, 3, norm=False, rngs=rngs)
+
+  def __call__(self, images):
+    x = self.first(jnp.asarray(images, jnp.float32) / 127.5 - 1.0)
+    for down in self.downs:
+      x = down(x)
+    return self.out(x)
+
+
+class Generator(nnx.Module):
+  def __init__(self, inputs: int, features: int, blocks: int, *, rngs: nnx.Rngs):
+    widths = [features * 2 ** i for i in range(4, -1, -1)]  # 16f, 8f, 4f, 2f, f
+    self.first = ConvBlock(inputs, widths[0], 3, rngs=rngs)
+    self.blocks = nnx.List([ResidualBlock(widths[0], rngs=rngs) for _ in range(blocks)])
+    self.ups = nnx.List([UpBlock(i, o, rngs=rngs) for i, o in zip(widths, widths[1:])])
+    self.out = ConvBlock(widths[-1], 3, 7, norm=False, rngs=rngs)
+
+  def __call__(self, x):
+    x = self.first(x)
+    for block in self.blocks:
+      x = block(x)
+    for up in self.ups:
+      x = up(x)
+    return (jnp.tanh(self.out(x)) + 1.0) * 127.5
+
+
+class PatchDiscriminator(nnx.Module):
+  """C_f, C_2f, C_4f (4×4, stride 2), C_8f (stride 1), then a 1-channel 4×4 convolution: a logit per patch.
+  Leaky ReLU 0.2; instance norm on every layer but the first. Returns (logits, features of each layer)."""
+
+  def __init__(self, inputs: int, features: int, *, rngs: nnx.Rngs):
+    widths = [inputs] + [features * 2 ** i for i in range(4)]
+    self.convs = nnx.List([nnx.Conv(i, o, (4, 4), strides=2 if index < 3 else 1, use_bias=not index, rngs=rngs)
+                           for index, (i, o) in enumerate(zip(widths, widths[1:]))])
+    self.norms = nnx.List([_instance_norm(w, rngs) for w in widths[2:]])
+    self.out = nnx.Conv(widths[-1], 1, (4, 4), rngs=rngs)
+
+  def __call__(self, x):
+    features = []
+    for index, conv in enumerate(self.convs):
+      x = conv(x)
+      if index:
+        x = self.norms[index - 1](x)
+      x = jax.nn.leaky_relu(x, 0.2)
+      features.append(x)
+    return self.out(x)[..., 0], features
+
+
+class MultiScaleDiscriminator(nnx.Module):
+  """One patch discriminator per scale (the image, then 2× average-pooled each time), as in pix2pixHD and
+  the paper; a conditional one (SC) also reads the one-hot label map at each scale. Returns (a list of
+  per-scale logit maps, every layer's features of every scale) for the GAN objective."""
+
+  def __init__(self, features: int, scales: int = 3, label_classes: int = 0, *, rngs: nnx.Rngs):
+    self.label_classes = label_classes
+    self.scales = nnx.List([PatchDiscriminator(3 + label_classes, features, rngs=rngs) for _ in range(scales)])
+
+  def min_side(self) -> int:
+    """The smallest crop whose coarsest scale still has 2×2 maps where instance norm acts (on 1×1 maps it
+    outputs zeros, and that scale's discriminator would learn nothing)."""
+    return 16 * 2 ** (len(self.scales) - 1)
+
+  def __call__(self, images, side=None):
+    if min(images.shape[1:3]) < self.min_side():
+      raise UsageError(f"a {len(self.scales)}-scale discriminator needs crops of at least {self.min_side()} "
+                       f"pixels a side, got {images.shape[2]}×{images.shape[1]}")
+    x = jnp.asarray(images, jnp.float32) / 127.5 - 1.0
+    if self.label_classes:
+      x = jnp.concatenate([x, jax.nn.one_hot(side["label_map"], self.label_classes)], axis=-1)
+    logits, features = [], []
+    for index, discriminator in enumerate(self.scales):
+      if index:
+        x = nnx.avg_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+      scale_logits, scale_features = discriminator(x)
+      logits.append(scale_logits)
+      features.extend(scale_features)
+    return logits, features
+
+
+def seed_of_symbols(code):
+  """A 32-bit seed from the integer code, computed the same way in JAX on every backend (integer
+  arithmetic only): the encoder stores it, so an image always gives one file, and the decoder reads it."""
+  flat = code.reshape(code.shape[0], -1).astype(jnp.uint32)
+  weights = (jnp.arange(flat.shape[1], dtype=jnp.uint32) * jnp.uint32(2654435761)) | jnp.uint32(1)
+  return jnp.sum(flat * weights + jnp.uint32(0x9E3779B9), axis=1, dtype=jnp.uint32)
+
+
+class GenerativeCompression(LatentCoding, nnx.Module):
+  """E, G and the code's tables (module docstring). Any image size: images are edge-padded to a multiple
+  of 16 and the decoder crops; symbols are exact on every backend (shipped integer tables), the float
+  generator may round a rare pixel one level differently on another backend."""
+
+  DECODE_GUARANTEE = "shipped-tables"
+  STRIDE = STRIDE
+  MAX_PIXELS = 1 << 24  # the generator's activations at 16.8 MP already take several GB
+
+  def __init__(self, code_channels: int = 8, features: int = 60, blocks: int = 9, noise_channels: int = 0,
+               discriminator_features: int = 64, sigma: float = 1.0, *, rngs: nnx.Rngs):
+    if code_channels < 1 or noise_channels < 0 or features < 1 or blocks < 0:
+      raise UsageError(f"gc: code_channels >= 1, noise_channels >= 0, features >= 1, blocks >= 0 "
+                       f"(got {code_channels}, {noise_channels}, {features}, {blocks})")
+    self.code_channels, self.noise_channels, self.sigma = code_channels, noise_channels, sigma
+    self.levels = len(CENTERS)
+    self.encoder = ImageEncoder(features, code_channels, rngs=rngs)
+    self.generator = Generator(code_channels + noise_channels, features, blocks, rngs=rngs)
+    self.code_logits = nnx.Param(jnp.zeros((code_channels, self.levels)))  # × TABLE_SCALE
+    self.discriminator = MultiScaleDiscriminator(discriminator_features, rngs=rngs)
+
+  def nominal_bpp(self) -> float:
+    """Bits per pixel of the fixed-rate code before entropy coding: C·log2(5)/16²."""
+    return self.code_channels * math.log2(self.levels) / STRIDE ** 2
+
+  def __call__(self, images, key=None, side=None) -> RDOutput:
+    del side
+    height, width = images.shape[1:3]
+    if height % STRIDE or width % STRIDE:
+      raise UsageError(f"gc trains on crops whose sides are multiples of {STRIDE}, got {width}×{height}")
+    quantized = self.quantize(self.analyze(images))
+    values = self._with_noise(quantized.values, quantized.symbols.get("seed"), key)
+    bits = self._code_bits(quantized.symbols["code"])
+    pixels = height * width
+    return RDOutput(self.generator(values), {"code": jax.lax.stop_gradient(bits)}, pixels,
+                    entropy_model_loss=jnp.mean(bits) / pixels)
+
+  # The latent seam (compzoo/models/latent.py).
+  def analyze(self, images):
+    return self.encoder(images)
+
+  def quantize(self, y) -> Quantized:
+    values, symbols = soft_to_hard(y, jnp.asarray(CENTERS), self.sigma)
+    symbols = {"code": symbols.astype(jnp.int32)}
+    if self.noise_channels:
+      symbols["seed"] = seed_of_symbols(symbols["code"])[:, None]
+    return Quantized(values, symbols)
+
+  def dequantize(self, symbols):
+    return self._with_noise(jnp.asarray(CENTERS)[symbols["code"]], symbols.get("seed"), None)
+
+  def synthesize(self, values):
+    return self.generator(values)
+
+  def _with_noise(self, values, seeds, key):
+    """ŵ with the noise channels: drawn from ``key`` in training, else from each image's seed."""
+    if not self.noise_channels:
+      return values
+    shape = values.shape[1:3] + (self.noise_channels,)
+    if key is not None:
+      noise = jax.random.uniform(key, (values.shape[0],) + shape, minval=-1.0, maxval=1.0)
+    else:
+      keys = jax.vmap(jax.random.PRNGKey)(seeds[:, 0])
+      noise = jax.vmap(lambda k: jax.random.uniform(k, shape, minval=-1.0, maxval=1.0))(keys)
+    return jnp.concatenate([values, noise], axis=-1)
+
+  def _table_logits(self):
+    return grid_logits(TABLE_SCALE * self.code_logits[...])
+
+  def _code_bits(self, code):
+    log_p = jax.nn.log_softmax(self._table_logits(), axis=-1)  # C × L
+    picked = jnp.take_along_axis(jnp.broadcast_to(log_p, code.shape + (self.levels,)), code[..., None], axis=-1)
+    return -nats_to_bits(picked[..., 0]).sum(axis=(1, 2, 3))
+
+  # Coding (CodingModel through LatentCoding): a seed stream when there is noise, then the code stream.
+  def coding_tables(self) -> dict:
+    return {"code": quantize_pmf(pmf_from_grid_logits(np.asarray(self._table_logits())))}
+
+  def prepare_coding(self, tables) -> dict:
+    table = np.asarray((tables or {}).get("code", np.zeros(0)), np.float32)
+    if table.shape != (self.code_channels, self.levels):
+      raise UsageError(f"gc export has no code table of shape {(self.code_channels, self.levels)}")
+    return {"code": table}
+
+  def encode_symbols(self, symbols, prepared):
+    code = np.asarray(symbols["code"])  # h × w × C
+    encoder = Encoder()
+    encoder.put_frequencies(code.reshape(-1), prepared["code"][np.tile(np.arange(self.code_channels), code.size //
+                                                                       self.code_channels)])
+    streams = [encoder.finish()]
+    if self.noise_channels:
+      streams.insert(0, int(np.asarray(symbols["seed"])[0]).to_bytes(SEED_BYTES, "big"))
+    return streams
+
+  def decode_symbols(self, streams, shape, prepared):
+    expected = 1 + bool(self.noise_channels)
+    if len(streams) != expected or (self.noise_channels and len(streams[0]) != SEED_BYTES):
+      raise BitstreamError(f"gc files hold {'a 4-byte seed stream and ' if self.noise_channels else ''}"
+                           f"a code stream; this one has {len(streams)} streams")
+    height, width = self.latent_shape(shape)
+    count = height * width
+    decoder = Decoder(streams[-1])
+    code = decoder.get_frequencies(prepared["code"][np.tile(np.arange(self.code_channels), count)])
+    symbols = {"code": np.asarray(code, np.int32).reshape(height, width, self.code_channels)}
+    if self.noise_channels:
+      symbols["seed"] = np.asarray([int.from_bytes(streams[0], "big")], np.uint32)
+    return symbols
+
+  def min_stream_bits(self, shape, prepared) -> float:
+    height, width = self.latent_shape(shape)
+    per_position = float(np.sum(PRECISION - np.log2(prepared["code"].max(axis=1))))
+    return height * width * per_position + 8 * SEED_BYTES * bool(self.noise_channels)
+
+
+def build(code_channels: int = 8, features: int = 60, blocks: int = 9, noise_channels: int = 0,
+          discriminator_features: int = 64, sigma: float = 1.0, *, rngs: nnx.Rngs) -> GenerativeCompression:
+  return GenerativeCompression(code_channels, features, blocks, noise_channels, discriminator_features, sigma,
+                               rngs=rngs)

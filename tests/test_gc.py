@@ -1,0 +1,151 @@
+"""Generative compression (compzoo/models/gc.py): the adversarial step updates the generator and the
+discriminator groups as intended, the tiny configs train, exports hold no discriminator, and files of odd
+sizes round-trip to the decoder's output, bit for bit and run after run; bad input fails clearly."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+from flax import serialization
+
+from compzoo import exports, models
+from compzoo.codecs.learned import LearnedCodec
+from compzoo.errors import BitstreamError, UsageError
+from compzoo.train.adversarial import _GAN_LOSSES, _scale_mean
+from compzoo.train.registry import make_objective
+from experiments.configs import gc
+from train_helpers import run_steps
+
+
+def _scenes(i, n=2, size=64):
+  """Toy street scenes: a sky band over a road band, each a random flat colour, with a dark box."""
+  rng = np.random.default_rng(i)
+  images = np.zeros((n, size, size, 3), np.uint8)
+  for image in images:
+    horizon = rng.integers(size // 4, 3 * size // 4)
+    image[:horizon] = rng.integers(120, 255, 3)
+    image[horizon:] = rng.integers(0, 120, 3)
+    top, left = rng.integers(0, size - 8, 2)
+    image[top:top + 8, left:left + 8] = 20
+  return {"image": images}
+
+
+def _train(variant, steps, model, **objective):
+  config = gc.get_config(variant)
+  optimizer = dict(config.optimizer, learning_rate=2e-3, warmup=0, schedule="constant")
+  return run_steps(model, make_objective(dict(config.objective, **objective)), optimizer, _scenes, steps)
+
+
+def _leaves(module):
+  return jax.tree.map(np.array, nnx.to_pure_dict(nnx.state(module)))
+
+
+def _changed(before, after):
+  return jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a, b), before, after))
+
+
+def test_least_squares_loss_and_scale_averaging():
+  real, fake, generator = _GAN_LOSSES["least_squares"]
+  assert float(real(np.float32(1.0))) == 0.0 and float(fake(np.float32(0.0))) == 0.0
+  assert float(generator(np.float32(0.0))) == 1.0
+  # two scales of 4 and 1 patches weigh the same: (mean 1 + mean 3) / 2
+  assert float(_scale_mean(lambda x: x, [np.ones((1, 2, 2)), np.full((1, 1, 1), 3.0)])) == 2.0
+
+
+@pytest.fixture(scope="module")
+def trained():
+  """tiny-gc: the parameters before, after one step and after 40 steps, and the 40 steps' metrics (the
+  later run_steps reuses the first's compiled step)."""
+  model = models.build(dict(gc.get_config("tiny-gc").model), seed=1)
+  before = _leaves(model)
+  model, first = _train("tiny-gc", 1, model)
+  after_one = _leaves(model)
+  model, history = _train("tiny-gc", 40, model)
+  return model, before, after_one, first + history
+
+
+def test_groups_split_the_parameters_between_generator_and_discriminator():
+  model = models.build(dict(gc.get_config("tiny-gc").model), seed=1)
+  groups = make_objective(gc.get_config("tiny-gc").objective).groups()
+  sizes = {name: len(jax.tree.leaves(nnx.state(model, wrt))) for name, wrt in groups.items()}
+  assert sizes["generator"] + sizes["discriminator"] == len(jax.tree.leaves(nnx.state(model, nnx.Param)))
+  assert sizes["discriminator"] == len(jax.tree.leaves(nnx.state(model.discriminator, nnx.Param)))
+
+
+def test_one_adversarial_step_updates_both_groups(trained):
+  model, before, after, history = trained
+  logits, features = model.discriminator(_scenes(0)["image"])
+  assert [l.shape for l in logits] == [(2, 8, 8), (2, 4, 4), (2, 2, 2)] and len(features) == 12
+  assert {"discriminator_loss", "adversarial", "feature_matching", "distortion"} <= set(history[0])
+  for part in ("generator", "discriminator", "encoder", "code_logits"):  # every tensor of every part moved
+    assert all(_changed(before[part], after[part])), part
+
+
+def test_tiny_gc_trains(trained):
+  model, _, _, history = trained
+  assert all(np.isfinite(float(h["loss"])) for h in history)
+  matching = [float(h["feature_matching"]) for h in history]
+  assert np.mean(matching[-5:]) < 0.7 * np.mean(matching[:5]), matching
+  assert float(history[-1]["bpp"]) <= model.nominal_bpp() + 1e-6  # the tables learn the symbol frequencies
+
+
+def test_tiny_mse_trains_and_its_distortion_falls():
+  model = models.build(dict(gc.get_config("tiny-mse").model), seed=2)
+  model, history = _train("tiny-mse", 40, model)
+  distortion = [float(h["distortion"]) for h in history]
+  assert np.mean(distortion[-5:]) < 0.5 * np.mean(distortion[:5]), distortion
+
+
+def _codec(tmp_path, **settings) -> LearnedCodec:
+  config = gc.get_config("tiny-gc")
+  config.model.update(settings)
+  model = models.build(config.model, seed=3)
+  path = exports.write(tmp_path / "export", config, model)
+  return LearnedCodec.from_path(path, name="gc-test")
+
+
+def test_the_export_holds_no_discriminator(tmp_path):
+  codec = _codec(tmp_path)
+  params = serialization.msgpack_restore((codec.weights_path / exports.PARAMS_FILE).read_bytes())
+  assert "discriminator" not in params and {"encoder", "generator", "code_logits"} <= set(params)
+  assert not hasattr(codec.model, "discriminator")
+
+
+@pytest.mark.parametrize("noise_channels", [0, 2])
+def test_odd_sizes_round_trip_to_the_decoders_output_run_after_run(tmp_path, noise_channels):
+  codec = _codec(tmp_path, noise_channels=noise_channels)
+  rng = np.random.default_rng(4)
+  for height, width in ((37, 53), (17, 90), (16, 16), (1, 3)):
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    data = codec.compress(image)
+    assert data == codec.compress(image)
+    decoded = codec.decompress(data)
+    assert decoded.shape == image.shape
+    np.testing.assert_array_equal(decoded, codec.decompress(data))
+    np.testing.assert_array_equal(decoded, codec.model.reconstruct(image))
+
+
+def test_noise_comes_from_the_seed_in_the_file(tmp_path):
+  from compzoo import bitstream
+  codec = _codec(tmp_path, noise_channels=4)
+  image = _scenes(5, 1)["image"][0]
+  streams = bitstream.unpack(codec.compress(image)).streams
+  assert len(streams) == 2 and len(streams[0]) == 4
+  same, _ = codec.model.decode_image(streams, image.shape, codec._prepared)
+  other, _ = codec.model.decode_image((b"\x00\x00\x00\x07", streams[1]), image.shape, codec._prepared)
+  np.testing.assert_array_equal(same, codec.model.reconstruct(image))
+  assert not np.array_equal(other, same)  # another seed, other noise, another picture
+
+
+def test_bad_files_and_shapes_fail_clearly(tmp_path):
+  codec = _codec(tmp_path)
+  data = codec.compress(_scenes(6, 1)["image"][0])
+  with pytest.raises(BitstreamError):
+    codec.decompress(data[:-3])
+  with pytest.raises(UsageError, match="multiples of 16"):
+    codec.model(np.zeros((1, 40, 40, 3), np.uint8))
+  with pytest.raises(UsageError, match="at least 64"):
+    codec_model = models.build(dict(gc.get_config("tiny-gc").model))
+    codec_model.discriminator(np.zeros((1, 48, 48, 3), np.uint8))
+  with pytest.raises(UsageError, match="code_channels"):
+    models.build(dict(name="gc", code_channels=0))
