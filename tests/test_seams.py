@@ -69,7 +69,7 @@ def test_camvid_label_maps_reach_the_model_cropped_with_their_images(monkeypatch
   # 300 steps; the same run with labels shifted 6 pixels from their images reaches 0.56, and road, the
   # largest class, is 32% of the pixels).
   use_toy_models(monkeypatch)
-  config = _config(dict(name="toy", kind="pixel_classifier"), dict(name="pixel_cross_entropy"), data, steps=300)
+  config = _config(dict(name="toy", kind="pixel_classifier"), dict(name="segmentation"), data, steps=300)
   config.train.log_every = 50
   final = train_and_evaluate(config, tmp_path / "run", progress=False)
   assert final["accuracy"] > 0.58

@@ -1,23 +1,18 @@
 """Small models that exercise the trainer's seams. ``use_toy_models`` registers this module as the
-model 'toy' (config: ``dict(name="toy", kind=...)``) and its objective 'pixel_cross_entropy'."""
+model 'toy' (config: ``dict(name="toy", kind=...)``)."""
 
-import flax.struct
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from compzoo import models
 from compzoo.rd import RDOutput
-from compzoo.train import registry
-from compzoo.train.objectives import SingleLoss, forward
 
 VOID = 11  # CamVid's unlabelled class
 
 
 def use_toy_models(monkeypatch):
   monkeypatch.setitem(models.ARCHITECTURES, "toy", __name__)
-  monkeypatch.setitem(registry.OBJECTIVES, "pixel_cross_entropy", PixelCrossEntropy)
 
 
 class PatchDiscriminator(nnx.Module):
@@ -47,39 +42,18 @@ class GANAutoencoder(nnx.Module):
 
 
 class PixelClassifier(nnx.Module):
-  """Per-pixel class logits from colour and 5x5 neighbourhoods: it can only fit CamVid's label maps if they
-  are aligned with the pixels they label."""
+  """Per-pixel class logits from colour and 5x5 neighbourhoods (for the 'segmentation' objective): it can
+  only fit CamVid's label maps if they are aligned with the pixels they label."""
 
   def __init__(self, classes: int = VOID + 1, *, rngs: nnx.Rngs):
     self.first = nnx.Conv(3, 24, (3, 3), rngs=rngs)
     self.second = nnx.Conv(24, 24, (3, 3), rngs=rngs)
     self.logits = nnx.Conv(24, classes, (1, 1), rngs=rngs)
 
-  def __call__(self, images, key=None, side=None):
+  def segment(self, images, side=None):
     hidden = jax.nn.relu(self.first(jnp.asarray(images, jnp.float32) / 127.5 - 1.0))
     return self.logits(jax.nn.relu(self.second(hidden)))
 
 
 def build(*, rngs: nnx.Rngs, kind: str, **settings):
   return {"gan_autoencoder": GANAutoencoder, "pixel_classifier": PixelClassifier}[kind](**settings, rngs=rngs)
-
-
-@flax.struct.dataclass
-class PixelCrossEntropy(SingleLoss):
-  """Per-pixel cross-entropy against the record's label map (void pixels ignored), with accuracy."""
-
-  def loss(self, model, batch, key):
-    logits = forward(model, batch, key)
-    labels = jnp.asarray(batch["label_map"], jnp.int32)
-    valid = (labels != VOID).astype(jnp.float32)
-    loss = jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits, labels) * valid) / jnp.sum(valid)
-    return loss, {"loss": loss, "accuracy": _accuracy(logits, labels, valid)}
-
-  def evaluate(self, model, batch):
-    logits = forward(model, batch)
-    labels = jnp.asarray(batch["label_map"], jnp.int32)
-    return {"accuracy": _accuracy(logits, labels, (labels != VOID).astype(jnp.float32))}, None
-
-
-def _accuracy(logits, labels, valid):
-  return jnp.sum((jnp.argmax(logits, axis=-1) == labels) * valid) / jnp.sum(valid)

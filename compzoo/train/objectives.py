@@ -176,6 +176,32 @@ class Classification(SingleLoss):
     return step_metrics, None
 
 
+@flax.struct.dataclass
+class Segmentation(SingleLoss):
+  """Per-pixel cross-entropy of ``model.segment(images, side)`` against the record's ``label_map``; pixels
+  labelled ``ignore`` (CamVid's void, 11) or beyond the model's classes count for nothing."""
+
+  ignore: int = static_field(11)
+
+  def _terms(self, model, batch):
+    logits = model.segment(batch["image"], side_data(batch))
+    labels = jnp.asarray(batch["label_map"], jnp.int32)
+    valid = ((labels != self.ignore) & (labels < logits.shape[-1])).astype(jnp.float32)
+    picked = jnp.clip(labels, 0, logits.shape[-1] - 1)[..., None]
+    cross_entropy = -jnp.take_along_axis(jax.nn.log_softmax(logits), picked, axis=-1)[..., 0]
+    count = jnp.maximum(jnp.sum(valid), 1.0)
+    loss = jnp.sum(cross_entropy * valid) / count
+    accuracy = jnp.sum((jnp.argmax(logits, -1) == labels) * valid) / count
+    return loss, {"loss": loss, "accuracy": accuracy}
+
+  def loss(self, model, batch, key):
+    del key
+    return self._terms(model, batch)
+
+  def evaluate(self, model, batch):
+    return self._terms(model, batch)[1], None
+
+
 def quality_metrics(output: rd.RDOutput, target) -> dict[str, jax.Array]:
   result = {"bpp": output.bpp()}
   if output.reconstruction is not None:

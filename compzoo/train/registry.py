@@ -11,6 +11,7 @@ OBJECTIVES = {
     "lossless": objectives.Lossless,
     "recurrent": objectives.Recurrent,
     "classification": objectives.Classification,
+    "segmentation": objectives.Segmentation,
     "gan": adversarial.GAN,
     "wgan_gp": adversarial.WGANGP,
     "wae": adversarial.WAE,

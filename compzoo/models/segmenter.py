@@ -1,0 +1,100 @@
+"""A small U-Net for semantic segmentation, trained here: it measures what generative codecs keep of a
+scene (mIoU of its predictions on decoded images against the true label maps) and, pooled, gives the
+features of the Fréchet distance on scene data sets (no pretrained network can be downloaded).
+
+Three stages of two 3×3 convolutions with layer norm, 2× max pooling between them, a bottleneck stage,
+then nearest upsampling with skip connections back to full resolution and a 1×1 convolution to the class
+logits. Any image size: inputs are edge-padded to a multiple of 8 and the logits cropped back.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+DEPTH = 3  # poolings: inputs are padded to a multiple of 2**DEPTH
+
+
+class _Stage(nnx.Module):
+  """Two 3×3 convolutions, each with layer norm and ReLU."""
+
+  def __init__(self, inputs: int, outputs: int, *, rngs: nnx.Rngs):
+    self.convs = nnx.List([nnx.Conv(inputs, outputs, (3, 3), rngs=rngs), nnx.Conv(outputs, outputs, (3, 3), rngs=rngs)])
+    self.norms = nnx.List([nnx.LayerNorm(outputs, rngs=rngs), nnx.LayerNorm(outputs, rngs=rngs)])
+
+  def __call__(self, x):
+    for conv, norm in zip(self.convs, self.norms):
+      x = jax.nn.relu(norm(conv(x)))
+    return x
+
+
+class Segmenter(nnx.Module):
+  def __init__(self, classes: int = 11, width: int = 16, *, rngs: nnx.Rngs):
+    widths = [width * 2 ** i for i in range(DEPTH + 1)]
+    self.classes = classes
+    self.downs = nnx.List([_Stage(i, o, rngs=rngs) for i, o in zip([3] + widths[:-2], widths[:-1])])
+    self.bottom = _Stage(widths[-2], widths[-1], rngs=rngs)
+    self.ups = nnx.List([_Stage(widths[i + 1] + widths[i], widths[i], rngs=rngs) for i in reversed(range(DEPTH))])
+    self.head = nnx.Conv(widths[0], classes, (1, 1), rngs=rngs)
+
+  def _encode(self, images):
+    x = jnp.asarray(images, jnp.float32) / 127.5 - 1.0
+    skips = []
+    for stage in self.downs:
+      x = stage(x)
+      skips.append(x)
+      x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+    return self.bottom(x), skips
+
+  def segment(self, images, side=None):
+    """N×H×W×3 in [0, 255], any H and W -> N×H×W×classes logits."""
+    del side
+    height, width = images.shape[1:3]
+    x, skips = self._encode(_pad(images))
+    for stage, skip in zip(self.ups, reversed(skips)):
+      x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+      x = stage(jnp.concatenate([x, skip], axis=-1))
+    return self.head(x)[:, :height, :width]
+
+  def features(self, images):
+    """N×H×W×3 -> N×(8·width): the bottleneck, averaged over positions (the Fréchet distance's space)."""
+    return jnp.mean(self._encode(_pad(images))[0], axis=(1, 2))
+
+
+def _pad(images):
+  """Edge padding of N×H×W×C images to multiples of 2**DEPTH (the logits are cropped back)."""
+  multiple = 2 ** DEPTH
+  height, width = images.shape[1:3]
+  return jnp.pad(jnp.asarray(images), ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
+
+
+@nnx.jit
+def _predict(model, images):
+  return jnp.argmax(model.segment(images), axis=-1).astype(jnp.int32)
+
+
+def predict(model: Segmenter, images: np.ndarray) -> np.ndarray:
+  """Class ids (N×H×W) of images of any size."""
+  return np.asarray(_predict(model, jnp.asarray(images)))
+
+
+def confusion(predicted: np.ndarray, labels: np.ndarray, classes: int, ignore: int | None) -> np.ndarray:
+  """classes×classes counts (rows: true class); pixels labelled ``ignore`` are left out."""
+  keep = labels != ignore if ignore is not None else np.ones(labels.shape, bool)
+  return np.bincount(labels[keep].astype(np.int64) * classes + predicted[keep], minlength=classes ** 2).reshape(
+      classes, classes)
+
+
+def mean_iou(counts: np.ndarray) -> tuple[float, np.ndarray]:
+  """(mIoU over the classes present in the labels, IoU per class with NaN for absent ones)."""
+  true_positive = np.diag(counts).astype(np.float64)
+  union = counts.sum(0) + counts.sum(1) - true_positive
+  present = counts.sum(1) > 0
+  iou = np.where(present, true_positive / np.maximum(union, 1), np.nan)
+  return float(np.nanmean(iou)), iou
+
+
+def build(classes: int = 11, width: int = 16, *, rngs: nnx.Rngs) -> Segmenter:
+  return Segmenter(classes, width, rngs=rngs)
