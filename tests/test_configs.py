@@ -61,7 +61,7 @@ def test_variants_take_finite_steps(variants, astronaut):
   record = {"image": np.stack([photo, photo[::-1]][:count])}
   if first.objective.name == "classification":
     record["label"] = np.arange(count, dtype=np.int32)
-  if first.objective.name == "segmentation":
+  if first.objective.name == "segmentation" or first.model.get("label_classes"):
     record["label_map"] = np.indices((count, crop, crop)).sum(0).astype(np.int32) % 12
   batch = mesh_lib.shard_batch(record, mesh)
   graphdef, initial = place(state, mesh)

@@ -1,6 +1,7 @@
-"""Generative compression (compzoo/models/gc.py): the adversarial step updates the generator and the
-discriminator groups as intended, the tiny configs train, exports hold no discriminator, and files of odd
-sizes round-trip to the decoder's output, bit for bit and run after run; bad input fails clearly."""
+"""Generative compression, GC and SC (compzoo/models/gc.py): the adversarial step updates the generator and
+the discriminator groups as intended, the tiny configs train, exports hold no discriminator, and files of
+odd sizes (SC's with their label maps) round-trip to the decoder's output, bit for bit and run after run;
+SC codes no latent where everything is synthesized; bad input fails clearly."""
 
 import jax
 import numpy as np
@@ -17,17 +18,22 @@ from experiments.configs import gc
 from train_helpers import run_steps
 
 
+SKY, ROAD, CAR = 0, 3, 8
+
+
 def _scenes(i, n=2, size=64):
-  """Toy street scenes: a sky band over a road band, each a random flat colour, with a dark box."""
+  """Toy street scenes with their label maps: a sky band over a road band, each a random flat colour,
+  and a dark car."""
   rng = np.random.default_rng(i)
   images = np.zeros((n, size, size, 3), np.uint8)
-  for image in images:
+  labels = np.zeros((n, size, size), np.int32)
+  for image, label in zip(images, labels):
     horizon = rng.integers(size // 4, 3 * size // 4)
-    image[:horizon] = rng.integers(120, 255, 3)
-    image[horizon:] = rng.integers(0, 120, 3)
+    image[:horizon], label[:horizon] = rng.integers(120, 255, 3), SKY
+    image[horizon:], label[horizon:] = rng.integers(0, 120, 3), ROAD
     top, left = rng.integers(0, size - 8, 2)
-    image[top:top + 8, left:left + 8] = 20
-  return {"image": images}
+    image[top:top + 8, left:left + 8], label[top:top + 8, left:left + 8] = 20, CAR
+  return {"image": images, "label_map": labels}
 
 
 def _train(variant, steps, model, **objective):
@@ -96,12 +102,57 @@ def test_tiny_mse_trains_and_its_distortion_falls():
   assert np.mean(distortion[-5:]) < 0.5 * np.mean(distortion[:5]), distortion
 
 
-def _codec(tmp_path, **settings) -> LearnedCodec:
-  config = gc.get_config("tiny-gc")
+def test_tiny_sc_trains_with_its_label_maps():
+  """On MSE, to keep the compile short: SC's adversarial step is the GC one with a conditional
+  discriminator, which tests/test_configs.py steps at every size."""
+  model = models.build(dict(gc.get_config("tiny-sc").model), seed=2)
+  optimizer = dict(gc.get_config("tiny-sc").optimizer, learning_rate=2e-3)
+  objective = make_objective(dict(name="rate_distortion", lmbda=1.0, distortion="mse"))
+  model, history = run_steps(model, objective, optimizer, _scenes, 30)
+  distortion = [float(h["distortion"]) for h in history]
+  assert np.mean(distortion[-5:]) < 0.7 * np.mean(distortion[:5]), distortion
+  assert float(history[-1]["bpp"]) < 0.7 * float(history[0]["bpp"])  # the label-map table learns the maps
+
+
+def _codec(tmp_path, variant="tiny-gc", **settings) -> LearnedCodec:
+  config = gc.get_config(variant)
   config.model.update(settings)
   model = models.build(config.model, seed=3)
-  path = exports.write(tmp_path / "export", config, model)
-  return LearnedCodec.from_path(path, name="gc-test")
+  path = exports.write(tmp_path / variant, config, model)
+  return LearnedCodec.from_path(path, name=f"{variant}-test")
+
+
+@pytest.mark.parametrize("noise_channels", [0, 2])
+def test_sc_files_with_label_maps_round_trip_on_odd_sizes(tmp_path, noise_channels):
+  codec = _codec(tmp_path, "tiny-sc", noise_channels=noise_channels)
+  assert codec.side_inputs == ("label_map",) and not hasattr(codec.model, "discriminator")
+  scenes = _scenes(7, 1, 96)
+  for height, width in ((37, 53), (90, 17), (96, 96)):
+    image, labels = scenes["image"][0, :height, :width], scenes["label_map"][0, :height, :width].astype(np.uint8)
+    data = codec.compress(image, label_map=labels)
+    assert data == codec.compress(image, label_map=labels)
+    decoded = codec.decompress(data)
+    np.testing.assert_array_equal(decoded, codec.decompress(data))
+    np.testing.assert_array_equal(decoded, codec.model.reconstruct(image, labels))
+  with pytest.raises(UsageError, match="label_map"):
+    codec.compress(image)
+  with pytest.raises(UsageError, match="knows 12 classes"):
+    codec.compress(image, label_map=np.full(image.shape[:2], 12, np.uint8))
+
+
+def test_sc_codes_no_latent_where_every_class_is_synthesized(tmp_path):
+  from compzoo import bitstream
+  codec = _codec(tmp_path, "tiny-sc")
+  scene = _scenes(8, 1)
+  image, labels = scene["image"][0], scene["label_map"][0].astype(np.uint8)
+  streams = bitstream.unpack(codec.compress(image, label_map=labels)).streams
+  all_synthesized = np.where(labels == CAR, ROAD, labels).astype(np.uint8)  # sky and road only: both synthesized
+  empty = bitstream.unpack(codec.compress(image, label_map=all_synthesized)).streams
+  assert len(empty[1]) < len(streams[1]) and len(empty[1]) <= 4  # the range coder's one word at most
+  # what is synthesized comes from the label map alone: the image does not change it
+  other = np.full_like(image, 128)
+  np.testing.assert_array_equal(codec.model.reconstruct(image, all_synthesized),
+                                codec.model.reconstruct(other, all_synthesized))
 
 
 def test_the_export_holds_no_discriminator(tmp_path):

@@ -25,9 +25,12 @@ import numpy as np
 from flax import nnx
 
 from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
+from compzoo.entropy import label_map as label_map_coder
 from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
+from compzoo.entropy.label_map import LabelMapModel
 from compzoo.errors import BitstreamError, UsageError
-from compzoo.models.latent import LatentCoding, Quantized
+from compzoo.models import pad_to_multiple
+from compzoo.models.latent import LatentCoding, Quantized, symbols_check
 from compzoo.ops import nats_to_bits
 from compzoo.quantize import soft_to_hard
 from compzoo.rd import RDOutput
@@ -83,15 +86,17 @@ class ResidualBlock(nnx.Module):
     return x + self.norm(self.second(self.first(x)))
 
 
-class ImageEncoder(nnx.Module):
-  def __init__(self, features: int, code_channels: int, *, rngs: nnx.Rngs):
-    widths = [features * 2 ** i for i in range(5)]
-    self.first = ConvBlock(3, widths[0], 7, rngs=rngs)
-    self.downs = nnx.List([ConvBlock(i, o, 3, 2, rngs=rngs) for i, o in zip(widths, widths[1:])])
-    self.out = ConvBlock(widths[-1], code_channels, 3, norm=False, rngs=rngs)
+class Encoder16(nnx.Module):
+  """c7s1-f, d2f, d4f, d8f, d16f, c3s1-out: full resolution to 1/16 (images, or one-hot label maps)."""
 
-  def __call__(self, images):
-    x = self.first(jnp.asarray(images, jnp.float32) / 127.5 - 1.0)
+  def __init__(self, inputs: int, features: int, outputs: int, *, rngs: nnx.Rngs):
+    widths = [features * 2 ** i for i in range(5)]
+    self.first = ConvBlock(inputs, widths[0], 7, rngs=rngs)
+    self.downs = nnx.List([ConvBlock(i, o, 3, 2, rngs=rngs) for i, o in zip(widths, widths[1:])])
+    self.out = ConvBlock(widths[-1], outputs, 3, norm=False, rngs=rngs)
+
+  def __call__(self, x):
+    x = self.first(x)
     for down in self.downs:
       x = down(x)
     return self.out(x)
@@ -185,16 +190,17 @@ class GenerativeCompression(LatentCoding, nnx.Module):
   MAX_PIXELS = 1 << 24  # the generator's activations at 16.8 MP already take several GB
 
   def __init__(self, code_channels: int = 8, features: int = 60, blocks: int = 9, noise_channels: int = 0,
-               discriminator_features: int = 64, sigma: float = 1.0, *, rngs: nnx.Rngs):
+               discriminator_features: int = 64, sigma: float = 1.0, *, rngs: nnx.Rngs,
+               extra_inputs: int = 0, label_classes: int = 0):
     if code_channels < 1 or noise_channels < 0 or features < 1 or blocks < 0:
       raise UsageError(f"gc: code_channels >= 1, noise_channels >= 0, features >= 1, blocks >= 0 "
                        f"(got {code_channels}, {noise_channels}, {features}, {blocks})")
     self.code_channels, self.noise_channels, self.sigma = code_channels, noise_channels, sigma
     self.levels = len(CENTERS)
-    self.encoder = ImageEncoder(features, code_channels, rngs=rngs)
-    self.generator = Generator(code_channels + noise_channels, features, blocks, rngs=rngs)
+    self.encoder = Encoder16(3, features, code_channels, rngs=rngs)
+    self.generator = Generator(code_channels + extra_inputs + noise_channels, features, blocks, rngs=rngs)
     self.code_logits = nnx.Param(jnp.zeros((code_channels, self.levels)))  # × TABLE_SCALE
-    self.discriminator = MultiScaleDiscriminator(discriminator_features, rngs=rngs)
+    self.discriminator = MultiScaleDiscriminator(discriminator_features, label_classes=label_classes, rngs=rngs)
 
   def nominal_bpp(self) -> float:
     """Bits per pixel of the fixed-rate code before entropy coding: C·log2(5)/16²."""
@@ -214,7 +220,7 @@ class GenerativeCompression(LatentCoding, nnx.Module):
 
   # The latent seam (compzoo/models/latent.py).
   def analyze(self, images):
-    return self.encoder(images)
+    return self.encoder(jnp.asarray(images, jnp.float32) / 127.5 - 1.0)
 
   def quantize(self, y) -> Quantized:
     values, symbols = soft_to_hard(y, jnp.asarray(CENTERS), self.sigma)
@@ -244,10 +250,14 @@ class GenerativeCompression(LatentCoding, nnx.Module):
   def _table_logits(self):
     return grid_logits(TABLE_SCALE * self.code_logits[...])
 
-  def _code_bits(self, code):
+  def _position_bits(self, code):
+    """Bits of each symbol of an N×h×w×C code under its channel's table."""
     log_p = jax.nn.log_softmax(self._table_logits(), axis=-1)  # C × L
     picked = jnp.take_along_axis(jnp.broadcast_to(log_p, code.shape + (self.levels,)), code[..., None], axis=-1)
-    return -nats_to_bits(picked[..., 0]).sum(axis=(1, 2, 3))
+    return -nats_to_bits(picked[..., 0])
+
+  def _code_bits(self, code):
+    return self._position_bits(code).sum(axis=(1, 2, 3))
 
   # Coding (CodingModel through LatentCoding): a seed stream when there is noise, then the code stream.
   def coding_tables(self) -> dict:
@@ -289,7 +299,167 @@ class GenerativeCompression(LatentCoding, nnx.Module):
     return height * width * per_position + 8 * SEED_BYTES * bool(self.noise_channels)
 
 
+class SelectiveCompression(GenerativeCompression):
+  """SC: GC whose generator also reads the semantic label map, which the file holds (coded losslessly with
+  compzoo/entropy/label_map.py, its bits counted in the rate). Latent cells whose 16×16 block holds only
+  classes in ``synthesize`` are zeroed and not coded: the decoder knows them from the label map and draws
+  those regions from it alone. In training each class is synthesized with probability 1/2 per image, so
+  one model codes any choice of classes; coding uses ``synthesize`` (the zoo entry's parameter).
+
+  The generator reads [masked ŵ, F(s) (the one-hot label map through its own ÷16 encoder), the mask,
+  noise]; the discriminator is conditioned on the one-hot label map."""
+
+  SIDE_INPUTS = ("label_map",)
+
+  def __init__(self, label_classes: int = 12, synthesize=(0, 3, 5), label_features: int = 8,
+               code_channels: int = 8, features: int = 60, blocks: int = 9, noise_channels: int = 0,
+               discriminator_features: int = 64, sigma: float = 1.0, *, rngs: nnx.Rngs):
+    synthesize = tuple(int(c) for c in synthesize)
+    if label_classes < 2 or not all(0 <= c < label_classes for c in synthesize):
+      raise UsageError(f"sc: label_classes >= 2 and synthesized classes in [0, {label_classes}), got "
+                       f"{label_classes} and {synthesize}")
+    super().__init__(code_channels, features, blocks, noise_channels, discriminator_features, sigma, rngs=rngs,
+                     extra_inputs=label_features + 1, label_classes=label_classes)
+    self.label_classes, self.synthesize = label_classes, synthesize
+    self.label_encoder = Encoder16(label_classes, max(features // 2, 1), label_features, rngs=rngs)
+    self.label_model = LabelMapModel(label_classes)
+
+  def synthesized_mask(self, count: int, key=None):
+    """count × classes booleans: the shipped choice (``synthesize``), or with a key each class w.p. 1/2."""
+    if key is not None:
+      return jax.random.bernoulli(key, 0.5, (count, self.label_classes))
+    chosen = jnp.zeros(self.label_classes, bool).at[jnp.asarray(self.synthesize, jnp.int32)].set(
+        True) if self.synthesize else jnp.zeros(self.label_classes, bool)
+    return jnp.broadcast_to(chosen, (count, self.label_classes))
+
+  def coded_cells(self, labels, synthesized):
+    """N×h×w in {0, 1}: 1 where the 16×16 block holds a pixel of a class that is not synthesized."""
+    preserved = ~jnp.take_along_axis(synthesized, labels.reshape(labels.shape[0], -1), axis=1).reshape(labels.shape)
+    n, height, width = labels.shape
+    blocks = preserved.reshape(n, height // STRIDE, STRIDE, width // STRIDE, STRIDE)
+    return blocks.any(axis=(2, 4)).astype(jnp.float32)
+
+  def _inputs(self, values, coded, labels, seeds, key):
+    one_hot = jax.nn.one_hot(labels, self.label_classes) * 2.0 - 1.0
+    inputs = jnp.concatenate([values * coded[..., None], self.label_encoder(one_hot), coded[..., None]], axis=-1)
+    return self._with_noise(inputs, seeds, key)
+
+  def __call__(self, images, key=None, side=None) -> RDOutput:
+    if side is None or "label_map" not in side:
+      raise UsageError("sc trains on records with label maps (e.g. CamVid's paired_folders source)")
+    labels = jnp.asarray(side["label_map"], jnp.int32)
+    height, width = images.shape[1:3]
+    if height % STRIDE or width % STRIDE:
+      raise UsageError(f"sc trains on crops whose sides are multiples of {STRIDE}, got {width}×{height}")
+    mask_key, noise_key = jax.random.split(key) if key is not None else (None, None)
+    coded = self.coded_cells(labels, self.synthesized_mask(images.shape[0], mask_key))
+    quantized = self.quantize(self.analyze(images))
+    inputs = self._inputs(quantized.values, coded, labels, quantized.symbols.get("seed"), noise_key)
+    code_bits = (self._position_bits(quantized.symbols["code"]) * coded[..., None]).sum(axis=(1, 2, 3))
+    label_bits = self.label_model.bits(labels)
+    pixels = height * width
+    bits = {"code": jax.lax.stop_gradient(code_bits), "labels": jax.lax.stop_gradient(label_bits)}
+    return RDOutput(self.generator(inputs), bits, pixels, entropy_model_loss=jnp.mean(code_bits + label_bits) / pixels)
+
+  # Coding: the label map stream, the code stream (coded cells only), and a seed stream with noise.
+  def coding_tables(self) -> dict:
+    return {**super().coding_tables(), "labels": self.label_model.coding_table()}
+
+  def prepare_coding(self, tables) -> dict:
+    prepared = super().prepare_coding(tables)
+    table = np.asarray((tables or {}).get("labels", np.zeros(0)), np.float32)
+    if table.shape != ((self.label_classes + 1) ** 3, self.label_classes):
+      raise UsageError(f"sc export has no label-map table for {self.label_classes} classes")
+    return {**prepared, "labels": table}
+
+  def _padded(self, image, labels):
+    labels = np.asarray(labels, np.int32)
+    if labels.size and labels.max() >= self.label_classes:
+      raise UsageError(f"this sc model knows {self.label_classes} classes (ids 0-{self.label_classes - 1}); "
+                       f"the label map has id {labels.max()}")
+    padded = pad_to_multiple(labels[..., None], STRIDE)[..., 0]
+    return (None if image is None else pad_to_multiple(image, STRIDE)), padded
+
+  def _coded(self, padded_labels) -> np.ndarray:
+    return np.asarray(_coded_cells(self, jnp.asarray(padded_labels)[None]))[0] > 0
+
+  def encode_image(self, image, prepared, label_map=None):
+    if label_map is None:
+      raise UsageError("sc codes an image with its label map (compzoo compress --label-map)")
+    image_padded, labels = self._padded(image, label_map)
+    symbols = {k: np.asarray(v)[0] for k, v in _sc_symbols(self, jnp.asarray(image_padded)[None]).items()}
+    coded = self._coded(labels)
+    code = np.where(coded[..., None], symbols["code"], 0)
+    encoder = Encoder()
+    label_map_coder.encode(label_map, prepared["labels"], self.label_classes, encoder)
+    streams = [encoder.finish()]
+    encoder = Encoder()
+    channels = np.broadcast_to(np.arange(self.code_channels), code.shape)
+    encoder.put_frequencies(code[coded], prepared["code"][channels[coded].reshape(-1)])
+    streams.append(encoder.finish())
+    if self.noise_channels:
+      streams.append(int(symbols["seed"][0]).to_bytes(SEED_BYTES, "big"))
+    return streams, symbols_check({"code": code, "labels": np.asarray(label_map)})
+
+  def _decode_all(self, streams, shape, prepared):
+    expected = 2 + bool(self.noise_channels)
+    if len(streams) != expected or (self.noise_channels and len(streams[2]) != SEED_BYTES):
+      raise BitstreamError(f"sc files hold a label-map stream, a code stream"
+                           f"{' and a 4-byte seed stream' if self.noise_channels else ''}; this one has "
+                           f"{len(streams)} streams")
+    labels = label_map_coder.decode(Decoder(streams[0]), tuple(shape[:2]), prepared["labels"], self.label_classes)
+    _, padded = self._padded(None, labels)
+    coded = self._coded(padded)
+    code = np.zeros(coded.shape + (self.code_channels,), np.int32)
+    channels = np.broadcast_to(np.arange(self.code_channels), code.shape)
+    code[coded] = np.asarray(Decoder(streams[1]).get_frequencies(
+        prepared["code"][channels[coded].reshape(-1)])).reshape(-1, self.code_channels)
+    seed = np.asarray([int.from_bytes(streams[2], "big") if self.noise_channels else 0], np.uint32)
+    return labels, padded, code, seed
+
+  def decode_image(self, streams, shape, prepared):
+    labels, padded, code, seed = self._decode_all(streams, shape, prepared)
+    pixels = np.asarray(_sc_pixels(self, jnp.asarray(code)[None], jnp.asarray(padded)[None], jnp.asarray(seed)[None]))
+    return pixels[0, :shape[0], :shape[1]], symbols_check({"code": code, "labels": labels})
+
+  def reconstruct(self, image, label_map=None):
+    """What decoding this image's file gives (the label map is coded losslessly, so it is used as given)."""
+    image_padded, labels = self._padded(image, label_map)
+    symbols = {k: np.asarray(v)[0] for k, v in _sc_symbols(self, jnp.asarray(image_padded)[None]).items()}
+    code = np.where(self._coded(labels)[..., None], symbols["code"], 0)
+    seed = np.asarray(symbols.get("seed", np.zeros(1, np.uint32)), np.uint32)
+    pixels = np.asarray(_sc_pixels(self, jnp.asarray(code)[None], jnp.asarray(labels)[None], jnp.asarray(seed)[None]))
+    return pixels[0, :image.shape[0], :image.shape[1]]
+
+  def min_stream_bits(self, shape, prepared) -> float:
+    """The label map is always coded; the code may be empty (everything synthesized)."""
+    return label_map_coder.min_bits(tuple(shape[:2]), prepared["labels"]) + 8 * SEED_BYTES * bool(self.noise_channels)
+
+
+@nnx.jit
+def _coded_cells(model, labels):
+  return model.coded_cells(labels, model.synthesized_mask(labels.shape[0]))
+
+
+@nnx.jit
+def _sc_symbols(model, images):
+  return model.quantize(model.analyze(images)).symbols
+
+
+@nnx.jit
+def _sc_pixels(model, code, labels, seeds):
+  coded = model.coded_cells(labels, model.synthesized_mask(labels.shape[0]))
+  values = jnp.asarray(CENTERS)[code]
+  inputs = model._inputs(values, coded, labels, seeds, None)
+  return jnp.clip(jnp.round(model.generator(inputs)), 0, 255).astype(jnp.uint8)
+
+
 def build(code_channels: int = 8, features: int = 60, blocks: int = 9, noise_channels: int = 0,
-          discriminator_features: int = 64, sigma: float = 1.0, *, rngs: nnx.Rngs) -> GenerativeCompression:
+          discriminator_features: int = 64, sigma: float = 1.0, label_classes: int = 0, synthesize=(0, 3, 5),
+          label_features: int = 8, *, rngs: nnx.Rngs) -> GenerativeCompression:
+  """GC, or SC when ``label_classes`` is set."""
+  if label_classes:
+    return SelectiveCompression(label_classes, synthesize, label_features, code_channels, features, blocks,
+                                noise_channels, discriminator_features, sigma, rngs=rngs)
   return GenerativeCompression(code_channels, features, blocks, noise_channels, discriminator_features, sigma,
                                rngs=rngs)
