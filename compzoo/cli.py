@@ -98,7 +98,9 @@ def _bench(args) -> None:
     raise UsageError(f"--weights given but -m does not list {LEARNED!r}")
   specs = [zoo.make_codec(spec, weights=args.weights) if spec == LEARNED else spec for spec in specs]
   grid = bench.PictureGrid(images, rows=_grid_rows(args.grid), crop=args.grid_crop) if args.grid else None
-  records = bench.run_bench(specs, images, progress=not args.quiet, on_decoded=grid.add if grid else None)
+  label_maps = data.label_map_set(args.label_maps, images) if args.label_maps else None
+  records = bench.run_bench(specs, images, progress=not args.quiet, on_decoded=grid.add if grid else None,
+                            label_maps=label_maps)
   paths = bench.write_reports(records, args.out, anchor=args.anchor)
   if grid:
     paths["grid"] = grid.write(Path(args.out) / "grid.png")
@@ -171,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--sweep", action="store_true", help="expand bare lossy codec names to their RD sweep")
   p.add_argument("--anchor", help="also report every RD curve's BD-rate against this one (e.g. jpeg2000)")
   p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
+  p.add_argument("--label-maps", help="folder of label maps named as the images (8-bit grey PNGs of class "
+                 "ids), for codecs that code one (sc); --crop crops them with their images")
   p.add_argument("--crop", type=int, default=0, help="code only the central NxN crop of each image (0: whole)")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   p.add_argument("--weights", help=WEIGHTS_HELP)

@@ -262,6 +262,28 @@ def test_bench_writes_one_self_contained_html_report(tmp_path, astronaut, capsys
   assert [r["image"] for r in json.loads((tmp_path / "one" / "results.json").read_text())] == ["a"]
 
 
+def test_bench_codes_label_maps_for_the_codecs_that_take_them(tmp_path, astronaut, capsys):
+  from compzoo import exports, models
+  from experiments.configs import gc
+  config = gc.get_config("tiny-sc")
+  export = exports.write(tmp_path / "sc", config, models.build(config.model))
+  (tmp_path / "images").mkdir()
+  (tmp_path / "labels").mkdir()
+  for name, (top, height, width) in {"a.png": (0, 40, 56), "b.png": (100, 33, 70)}.items():
+    Image.fromarray(astronaut[top:top + height, :width]).save(tmp_path / "images" / name)
+    labels = (np.indices((height, width))[0] * 12 // height).astype(np.uint8)  # bands of every class
+    Image.fromarray(labels).save(tmp_path / "labels" / name)
+  base = ["bench", "-m", "learned,png", "--weights", str(export), "--images", str(tmp_path / "images"), "--quiet"]
+  code, _, stderr = run(base + ["--out", str(tmp_path / "none")], capsys)
+  assert code == 2 and "--label-maps" in stderr
+  code, _, stderr = run(base + ["--label-maps", str(tmp_path / "labels"), "--out", str(tmp_path / "out")], capsys)
+  assert code == 0, stderr
+  rows = {(r["codec"], r["image"]): r for r in json.loads((tmp_path / "out" / "results.json").read_text())}
+  assert rows[("learned", "a.png")]["bpp"] > 0 and not rows[("learned", "a.png")]["exact"]
+  code, _, stderr = run(base + ["--label-maps", str(tmp_path), "--out", str(tmp_path / "bad")], capsys)
+  assert code == 2 and "no label map" in stderr
+
+
 def test_bench_crop_codes_central_crops(tmp_path, capsys, monkeypatch):
   from compzoo.data import images
 

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from compzoo import metrics, zoo
+from compzoo.errors import UsageError
 
 _ms_ssim = jax.jit(metrics.ms_ssim)
 _MS_SSIM_MIN_SIDE = 11 * 2 ** (len(metrics.MS_SSIM_WEIGHTS) - 1)
@@ -31,10 +32,12 @@ class BenchRecord:
   decode_s: float
 
 
-def measure(codec_spec: str, codec, name: str, image: np.ndarray) -> tuple[BenchRecord, np.ndarray]:
-  """One round trip: its record, and the decoded image."""
+def measure(codec_spec: str, codec, name: str, image: np.ndarray, side: Mapping | None = None
+            ) -> tuple[BenchRecord, np.ndarray]:
+  """One round trip: its record, and the decoded image. ``side``: the side data the codec takes (an SC
+  codec's label map), which the file then holds and bpp counts."""
   start = time.perf_counter()
-  data = codec.compress(image)
+  data = codec.compress(image, **(side or {}))
   encode_s = time.perf_counter() - start
   start = time.perf_counter()
   decoded = codec.decompress(data)
@@ -67,20 +70,28 @@ def expand_sweeps(specs: list[str]) -> list[str]:
 
 
 def run_bench(codec_specs: list, images: Mapping[str, np.ndarray], progress: bool = True,
-              on_decoded: Callable[[BenchRecord, np.ndarray], None] | None = None) -> list[BenchRecord]:
+              on_decoded: Callable[[BenchRecord, np.ndarray], None] | None = None,
+              label_maps: Mapping[str, np.ndarray] | None = None) -> list[BenchRecord]:
   """Builds every codec first (so a bad name fails before any work), then measures each image.
   A spec is a zoo name or an already built ``Codec`` (a model loaded from a workdir). ``on_decoded``
-  sees every record with its decoded image (the picture grid keeps crops of them)."""
+  sees every record with its decoded image (the picture grid keeps crops of them). ``label_maps`` (by
+  image name) go to the codecs that take one; such a codec without them is a usage error."""
   codecs = [(spec, zoo.make_codec(spec)) if isinstance(spec, str) else (spec.name, spec) for spec in codec_specs]
+  for spec, codec in codecs:
+    if "label_map" in codec.side_inputs:
+      missing = sorted(set(images) - set(label_maps or {}))
+      if missing:
+        raise UsageError(f"{spec} codes each image with its label map: pass --label-maps (none for {missing[0]})")
+  side = lambda codec, name: {"label_map": label_maps[name]} if "label_map" in codec.side_inputs else {}
   records = []
   # disable=None: the bar shows on a terminal only, not in logs
   with tqdm(total=len(codecs) * len(images), disable=None if progress else True, unit="image",
             dynamic_ncols=True) as bar:
     for spec, codec in codecs:
-      _warm_up(codec, images.values())
+      _warm_up(codec, {name: (image, side(codec, name)) for name, image in images.items()})
       for name, image in images.items():
         bar.set_description(f"{spec} {name}")
-        record, decoded = measure(spec, codec, name, image)
+        record, decoded = measure(spec, codec, name, image, side(codec, name))
         records.append(record)
         if on_decoded:
           on_decoded(record, decoded)
@@ -89,10 +100,10 @@ def run_bench(codec_specs: list, images: Mapping[str, np.ndarray], progress: boo
 
 
 def _warm_up(codec, images) -> None:
-  """One untimed round trip per distinct image shape, so timings exclude one-off compilation (learned
+  """``images``: {name: (image, side data)}. One untimed round trip per distinct image shape, so timings exclude one-off compilation (learned
   codecs compile their transforms per shape) and first-call library set-up."""
   seen = set()
-  for image in images:
+  for image, side in images.values():
     if image.shape not in seen:
       seen.add(image.shape)
-      codec.decompress(codec.compress(image))
+      codec.decompress(codec.compress(image, **side))

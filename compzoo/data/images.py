@@ -134,6 +134,24 @@ def image_set(where: str, limit: int = 0, crop: int = 0) -> dict[str, np.ndarray
   return images
 
 
+def label_map_set(folder: str, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """The label map of each image, by file name, from ``folder``; cropped as the image was (the central
+  crop of the same size) where the image is smaller than its map."""
+  maps = {}
+  for name, image in images.items():
+    path = Path(folder) / name
+    if not path.is_file():
+      raise UsageError(f"no label map {path} for image {name}")
+    labels = load_label_map(path)
+    if labels.shape != image.shape[:2]:
+      labels = central_crop(labels[..., None], max(image.shape[:2]))[..., 0]
+      if labels.shape != image.shape[:2]:
+        raise UsageError(f"label map {path} is {labels.shape[1]}×{labels.shape[0]}, its image "
+                         f"{image.shape[1]}×{image.shape[0]}")
+    maps[name] = labels
+  return maps
+
+
 def central_crop(image: np.ndarray, size: int) -> np.ndarray:
   """The central size×size part (the whole side where the image is smaller)."""
   top, left = max(image.shape[0] - size, 0) // 2, max(image.shape[1] - size, 0) // 2
