@@ -1,7 +1,8 @@
 """Distribution distances for generative codecs, in networks trained here (nothing is downloaded).
 
-``FeatureNetwork.load('mnist' | 'cifar10')`` loads the zoo's shipped classifier for that data set
-(compzoo/weights/features/<name>, trained by experiments/configs/feature_net.py); ``frechet(real, fake)``
+``FeatureNetwork.load('mnist' | 'cifar10' | 'camvid')`` loads the zoo's shipped network for that data set
+(classifiers; CamVid's segmentation U-Net; compzoo/weights/features/<name>, trained by
+experiments/configs/feature_net.py); ``frechet(real, fake)``
 is the Fréchet distance in its penultimate features (metrics.frechet_distance). Report it with the
 network's name and weights id beside every figure: the numbers are only comparable within one network.
 ``sliced_wasserstein`` (compzoo.metrics) needs no network at all.
@@ -49,7 +50,7 @@ class FeatureNetwork:
 
   @property
   def channels(self) -> int:
-    return self.model.convs[0][0].in_features
+    return self.model.channels
 
   def features(self, images, batch: int = 500) -> np.ndarray:
     """N×H×W×C uint8 (C = 3 is averaged to grey for a grey network) -> N×D float features."""
@@ -76,4 +77,5 @@ class FeatureNetwork:
     return metrics.frechet_distance(self.features(real), self.features(fake))
 
   def describe(self) -> str:
-    return f"classifier-{self.name} (weights {self.weights_id[:12]})"
+    kind = "segmenter" if hasattr(self.model, "segment") else "classifier"
+    return f"{kind}-{self.name} (weights {self.weights_id[:12]})"

@@ -117,7 +117,7 @@ for _point, _rate in (("low", "lowest"), ("mid", "middle"), ("high", "highest"))
 DPLC_OBJECTIVES = {"wgan": "two-stage WGAN (WGAN-GP generator, then encoder with the generator frozen)",
                    "wae": "Wasserstein autoencoder (MMD)", "wpp": "Wasserstein++ (WAE + WGAN-GP)",
                    "mse": "MSE autoencoder at the same rates (the baseline that blurs)"}
-DPLC_RATES = {"mnist": (0, 2, 4, 8, 16, 64)}
+DPLC_RATES = {"mnist": (0, 2, 4, 8, 16, 64), "cifar10": (0, 4, 16, 64, 128, 256)}
 
 
 def _dplc_weights(dataset: str, objective: str, rate: int) -> Path:

@@ -17,6 +17,7 @@ class ImageClassifier(nnx.Module):
   def __init__(self, channels: int = 3, classes: int = 10, width: int = 32, features: int = 128, *,
                rngs: nnx.Rngs):
     widths = [channels, width, 2 * width, 4 * width]
+    self.channels = channels
     self.convs = nnx.List()
     self.norms = nnx.List()
     for i, o in zip(widths, widths[1:]):

@@ -33,7 +33,7 @@ class _Stage(nnx.Module):
 class Segmenter(nnx.Module):
   def __init__(self, classes: int = 11, width: int = 16, *, rngs: nnx.Rngs):
     widths = [width * 2 ** i for i in range(DEPTH + 1)]
-    self.classes = classes
+    self.classes, self.channels = classes, 3
     self.downs = nnx.List([_Stage(i, o, rngs=rngs) for i, o in zip([3] + widths[:-2], widths[:-1])])
     self.bottom = _Stage(widths[-2], widths[-1], rngs=rngs)
     self.ups = nnx.List([_Stage(widths[i + 1] + widths[i], widths[i], rngs=rngs) for i in reversed(range(DEPTH))])
