@@ -12,7 +12,7 @@ LOSSY_ANCHORS := jpeg,webp,avif,jpeg2000,jpegxl
 GRID_CODECS ?= cpm-low,cpm-mid,cpm-high,jpeg:quality=5,jpeg2000:psnr=24,jpeg2000:psnr=26,webp:quality=0,bmshj2018-factorized:quality=1
 JOBS ?= 2
 
-.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm dplc-mnist bench-coder fuzz cross-decode lock clean
+.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm dplc-mnist dplc-cifar10 bench-coder fuzz cross-decode lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -54,20 +54,22 @@ bench-cpm: $(STAMP)
 	$(BIN)/compzoo bench -m $(GRID_CODECS) --images $(KODAK) --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 224 --out runs/kodak-grid
 	$(BIN)/python -m experiments.cpm_ablation --images=$(KODAK)
 
-# DPLC on MNIST, as shipped: the feature network, the WGAN-GP generator (rate 0), every objective at every
-# rate (code channels), the exports copied into compzoo/weights, then the evaluation (tables, plots, grids).
-DPLC_RATES ?= 2 4 8 16 64
-DPLC_TRAIN = $(BIN)/python -m experiments.train --config=experiments/configs/dplc.py:cpu-mnist-$(1) \
-	--workdir=runs/dplc/mnist-$(1)-r$(2) --config.model.code_channels=$(2) $(3)
-dplc-mnist: $(STAMP)
-	$(BIN)/python -m experiments.train --config=experiments/configs/feature_net.py:cpu-mnist --workdir=runs/features/mnist
-	$(BIN)/python -m experiments.train --config=experiments/configs/dplc.py:cpu-mnist-generator --workdir=runs/dplc/mnist-generator
-	for r in 0 $(DPLC_RATES); do $(call DPLC_TRAIN,wae,$$r) && $(call DPLC_TRAIN,mse,$$r) || exit 1; done
-	for r in $(DPLC_RATES); do $(call DPLC_TRAIN,wgan,$$r,--config.train.init_from=runs/dplc/mnist-generator) || exit 1; done
-	for r in 0 $(DPLC_RATES); do $(call DPLC_TRAIN,wpp,$$r,--config.train.init_from=runs/dplc/mnist-generator) || exit 1; done
-	$(BIN)/python -m experiments.dplc_ship --dataset=mnist --runs=runs/dplc --features=runs/features/mnist
-	$(BIN)/python -m experiments.dplc_eval --dataset=mnist --feature_accuracy
-	$(BIN)/python -m experiments.dplc_eval --dataset=mnist --out=runs/dplc-mnist-eval
+# DPLC as shipped (make dplc-mnist, make dplc-cifar10): the feature network, the WGAN-GP generator (rate 0),
+# every objective at every rate (code channels; compzoo.codecs.learned.DPLC_RATES lists the same), the exports
+# copied into compzoo/weights, then the evaluation (tables, plots, grids).
+DPLC_RATES_mnist = 2 4 8 16 64
+DPLC_RATES_cifar10 = 4 16 64 128 256
+DPLC_TRAIN = $(BIN)/python -m experiments.train --config=experiments/configs/dplc.py:cpu-$(1)-$(2) \
+	--workdir=runs/dplc/$(1)-$(2)-r$(3) --config.model.code_channels=$(3) $(4)
+dplc-mnist dplc-cifar10: dplc-%: $(STAMP)
+	$(BIN)/python -m experiments.train --config=experiments/configs/feature_net.py:cpu-$* --workdir=runs/features/$*
+	$(BIN)/python -m experiments.train --config=experiments/configs/dplc.py:cpu-$*-generator --workdir=runs/dplc/$*-generator
+	for r in 0 $(DPLC_RATES_$*); do $(call DPLC_TRAIN,$*,wae,$$r) && $(call DPLC_TRAIN,$*,mse,$$r) || exit 1; done
+	for r in $(DPLC_RATES_$*); do $(call DPLC_TRAIN,$*,wgan,$$r,--config.train.init_from=runs/dplc/$*-generator) || exit 1; done
+	for r in 0 $(DPLC_RATES_$*); do $(call DPLC_TRAIN,$*,wpp,$$r,--config.train.init_from=runs/dplc/$*-generator) || exit 1; done
+	$(BIN)/python -m experiments.dplc_ship --dataset=$* --runs=runs/dplc --features=runs/features/$*
+	$(BIN)/python -m experiments.dplc_eval --dataset=$* --feature_accuracy
+	$(BIN)/python -m experiments.dplc_eval --dataset=$* --out=runs/dplc-$*-eval
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

@@ -150,20 +150,25 @@ def test_nominal_rate_is_set_by_the_code_width():
   assert model.positions == 20
 
 
-@pytest.mark.parametrize("name", [name for entry in zoo.group("dplc-mnist") for name in zoo.sweep_names(entry)])
+SHIPPED = [name for dataset in DPLC_RATES for entry in zoo.group(f"dplc-{dataset}") for name in zoo.sweep_names(entry)]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_dplc_files_round_trip(name):
   codec = zoo.make_codec(name)
-  image = _digit(7)
+  image = _digit(7) if "mnist" in name else np.concatenate([_digit(seed)[..., :1] for seed in (7, 8, 9)], axis=-1)
   data = codec.compress(image)
   assert data == codec.compress(image)
   np.testing.assert_array_equal(codec.decompress(data), codec.model.reconstruct(image))
 
 
-def test_every_objective_ships_every_rate():
-  entries = zoo.group("dplc-mnist")
-  assert {e.name for e in entries} == {f"dplc-mnist-{o}" for o in ("wgan", "wae", "wpp", "mse")}
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_every_objective_ships_every_rate(dataset):
+  entries = zoo.group(f"dplc-{dataset}")
+  assert {e.name for e in entries} == {f"dplc-{dataset}-{o}" for o in ("wgan", "wae", "wpp", "mse")}
+  assert len(DPLC_RATES[dataset]) >= 6 and DPLC_RATES[dataset][0] == 0
   for entry in entries:
-    assert [p["rate"] for p in entry.sweep] == list(DPLC_RATES["mnist"])
+    assert [p["rate"] for p in entry.sweep] == list(DPLC_RATES[dataset])
 
 
 @pytest.mark.parametrize("rate", [0, 8])

@@ -25,8 +25,8 @@ Objectives:
 d is MSE on the 0-255 scale; lambda = 1e4 puts the MMD on the WAE paper's footing for that scale.
 Data: MNIST is the fixed 8,000/2,000 split of the 10k test digits (``../shared/data/mnist``), edge-padded
 to 32×32, never flipped; CIFAR-10 is 50,000/10,000 as stored (JPEG q75: the decoded JPEG is the original).
-Sizes: ``tiny`` (tests), ``cpu`` (the shipped models: 32 features, z of 64), ``gpu`` (the paper's sizes:
-64 features, z of 128).
+Sizes: ``tiny`` (tests), ``cpu`` (the shipped models: 16 features, z of 64, 16 noise channels), ``gpu``
+(the paper's sizes: 64 features, z of 128).
 """
 
 from experiments.configs import presets
