@@ -9,7 +9,7 @@
         --config.model.code_channels=8
     python -m experiments.train --config=experiments/configs/dplc.py:cpu-mnist-mse --workdir=runs/dplc/mnist-mse-8 \
         --config.model.code_channels=8
-    make dplc-mnist   # every objective at every rate, then the evaluation (experiments/dplc_eval.py)
+    make dplc-mnist   # every objective at every rate, then the evaluation (experiments/dplc_eval.py); dplc-cifar10 too
 
 Variant = size-dataset-objective. The rate is ``model.code_channels`` (C): C·(32/16)² symbols of
 ``model.levels`` levels per image, so C·4·log2 L bits nominal (0 bits: a generative model).
