@@ -67,11 +67,12 @@ def check(codec_names, image, workdir, xla_flags: str = OTHER_XLA_FLAGS, repeats
   level the other way); 'WRONG' (anything else)."""
   import numpy as np
   from compzoo import zoo
-  from compzoo.codecs.base import fit_image
+  from compzoo.codecs.base import fit_image, sample_side
   expected, files = {}, {}
   for name in codec_names:
     codec = zoo.make_codec(name)
-    data = codec.compress(fit_image(image, codec))
+    fitted = fit_image(image, codec)
+    data = codec.compress(fitted, **sample_side(codec, fitted))
     files[name] = Path(workdir) / f"{name}.czoo"
     files[name].write_bytes(data)
     expected[name] = (codec.decompress(data), codec)

@@ -193,3 +193,13 @@ def test_bad_files_and_shapes_fail_clearly(tmp_path):
     codec_model.discriminator(np.zeros((1, 48, 48, 3), np.uint8))
   with pytest.raises(UsageError, match="code_channels"):
     models.build(dict(name="gc", code_channels=0))
+
+
+def test_damaged_sc_files_and_huge_claims_fail_as_bitstream_errors(tmp_path):
+  from compzoo.bench.fuzz import check_crafted_headers, fuzz_codec
+  codec = _codec(tmp_path, "tiny-sc")
+  image = _scenes(9, 1)["image"][0]
+  fuzz_codec(codec, image, cases=60, seed=3)
+  fuzz_codec(codec, image, cases=60, seed=4, rewrap=True)
+  messages = [message for _, _, message in check_crafted_headers(codec, image, seconds=2.0)]
+  assert any("over the limit" in m for m in messages) and any("cannot hold" in m for m in messages), messages

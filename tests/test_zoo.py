@@ -9,7 +9,7 @@ import pytest
 
 from compzoo import bitstream, exports, models, zoo
 from compzoo.codecs import classic
-from compzoo.codecs.base import fit_image
+from compzoo.codecs.base import fit_image, sample_side
 from train_helpers import tiny_config
 
 ENTRIES = sorted(zoo.entries())
@@ -42,7 +42,7 @@ def test_entry(name, image, weights):
     codec = zoo.make_codec(spec, weights=weights if entry.needs_weights else None)
     assert zoo.parse_codec_name(codec.name)[0] == name
     assert zoo.make_codec(codec.name, weights=weights if entry.needs_weights else None).name == codec.name
-    payload = codec.compress(image)
+    payload = codec.compress(image, **sample_side(codec, image))
     assert bitstream.unpack(payload).codec == codec.name
     decoded = codec.decompress(payload)
     assert decoded.shape == image.shape

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from compzoo import bitstream
-from compzoo.codecs.base import DEFAULT_MAX_PIXELS, fit_image
+from compzoo.codecs.base import DEFAULT_MAX_PIXELS, fit_image, sample_side
 from compzoo.errors import BitstreamError
 
 
@@ -66,7 +66,7 @@ def fuzz_codec(codec, image: np.ndarray, cases: int, seed: int = 0, rewrap: bool
   """
   rng = np.random.default_rng(seed)
   image = fit_image(image, codec)
-  original = codec.compress(image)
+  original = codec.compress(image, **sample_side(codec, image))
   container = bitstream.unpack(original)
   stats = FuzzStats()
   for case in range(cases):
@@ -126,7 +126,8 @@ def crafted_headers(codec, image: np.ndarray, real_streams: bool = True) -> list
   before any real work: sizes over the default pixel limit or the codec's own, a user's raised limit
   meeting the codec's own, and the largest size the codec accepts with its streams emptied (and, with
   ``real_streams``, with the small image's real streams, which no learned codec may take for a huge one)."""
-  container = bitstream.unpack(codec.compress(fit_image(image, codec)))
+  image = fit_image(image, codec)
+  container = bitstream.unpack(codec.compress(image, **sample_side(codec, image)))
   side = bitstream.MAX_SIDE
   accepted = min(DEFAULT_MAX_PIXELS, codec.max_pixels or DEFAULT_MAX_PIXELS)
   square = math.isqrt(accepted)

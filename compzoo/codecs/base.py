@@ -36,6 +36,16 @@ def fit_image(image: np.ndarray, codec: "Codec") -> np.ndarray:
   return np.ascontiguousarray(image[:codec.image_shape[0], :codec.image_shape[1]])
 
 
+def sample_side(codec: "Codec", image: np.ndarray) -> dict:
+  """Side data for harnesses that run every codec on one image (fuzzing, cross-process decoding, the zoo
+  walk): for a codec that codes a label map, bands of four CamVid classes (sky, road, tree, car) down
+  the image; nothing for the rest."""
+  if "label_map" not in codec.side_inputs:
+    return {}
+  bands = np.arange(image.shape[0]) * 4 // max(image.shape[0], 1)
+  return {"label_map": np.repeat(np.array([0, 3, 5, 8], np.uint8)[bands][:, None], image.shape[1], axis=1)}
+
+
 def check_label_map(label_map, image_shape) -> np.ndarray:
   """An H×W map of class ids for an H×W×3 image -> a C-ordered uint8 copy."""
   label_map = np.asarray(label_map)
