@@ -24,6 +24,7 @@ import numpy as np
 from absl import app, flags
 
 from compzoo import metrics, zoo
+from compzoo.bench import expand_sweeps
 from compzoo.bench.distribution import FeatureNetwork
 from compzoo.codecs.learned import LearnedCodec
 from compzoo.data import images as image_files
@@ -63,7 +64,7 @@ def codecs_to_measure() -> list[tuple[str, object]]:
     if base not in zoo.entries():  # gc, gc-mse and sc until their weights ship: say so, measure the rest
       print(f"skipping {spec}: no such zoo entry")
       continue
-    names += [spec] if ":" in spec else [n for e in (zoo.group(spec) or [zoo.get(spec)]) for n in zoo.sweep_names(e)]
+    names += expand_sweeps([spec])
   built = [(name, zoo.make_codec(name)) for name in names]
   for item in _EXPORTS.value:
     name, _, path = item.partition("=")

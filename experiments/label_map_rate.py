@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import optax
 from absl import app, flags
-from flax import nnx
 from PIL import Image
 
 from compzoo.data import load_label_map
@@ -42,17 +40,8 @@ def main(argv):
   root = Path(_ROOT.value)
   train, test = _maps(root / "train" / "labels"), _maps(root / "test" / "labels", _TEST.value)
   model = lm.LabelMapModel(CLASSES)
-  optimizer = nnx.Optimizer(model, optax.adam(0.05), wrt=nnx.Param)
-
-  @nnx.jit
-  def step(model, optimizer, maps):
-    bits, grads = nnx.value_and_grad(lambda m: m.bits(maps).mean())(model)
-    optimizer.update(model, grads)
-    return bits
-
   rng = np.random.default_rng(0)
-  for _ in range(_STEPS.value):
-    step(model, optimizer, train[rng.choice(len(train), 16, replace=False)])
+  lm.fit(model, (train[rng.choice(len(train), 16, replace=False)] for _ in range(_STEPS.value)))
   table = model.coding_table()
   coded_bits, png_bits, seconds = 0, 0, 0.0
   for labels in test:

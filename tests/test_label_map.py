@@ -1,11 +1,8 @@
 """The label-map coder (compzoo/entropy/label_map.py): lossless on every shape, wavefronts that respect the
 causal neighbours, file bits that match the model's bits, learning that lowers them, clear errors."""
 
-import jax
 import numpy as np
-import optax
 import pytest
-from flax import nnx
 
 from compzoo.entropy import Decoder, Encoder
 from compzoo.entropy import label_map as lm
@@ -27,16 +24,7 @@ def _maps(seed, count=1, shape=(24, 32)):
 
 def _trained(steps=150):
   model = lm.LabelMapModel(CLASSES)
-  optimizer = nnx.Optimizer(model, optax.adam(0.05), wrt=nnx.Param)
-
-  @nnx.jit
-  def step(model, optimizer, maps):
-    bits, grads = nnx.value_and_grad(lambda m: m.bits(maps).mean())(model)
-    optimizer.update(model, grads)
-    return bits
-
-  history = [float(step(model, optimizer, _maps(i % 8, 4))) for i in range(steps)]
-  return model, history
+  return model, lm.fit(model, (_maps(i % 8, 4) for i in range(steps)))
 
 
 def test_wavefronts_visit_every_pixel_once_after_its_neighbours():

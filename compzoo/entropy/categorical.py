@@ -55,6 +55,8 @@ class Bernoulli(ConditionalModel):
 # Categoricals whose logits live on a grid of 1/LOGIT_STEPS: the probability table of a row depends only on
 # integers, so two machines that agree on the integers (see compzoo/models/cpm.py) agree on every table.
 LOGIT_STEPS = 16
+# Learned tables store their logits divided by this, so Adam's bounded steps move them usefully fast.
+TABLE_SCALE = 10.0
 _EXP_TABLE = np.maximum(1.0, np.round(2.0**15 * np.exp(-np.arange(256) / LOGIT_STEPS)))
 
 

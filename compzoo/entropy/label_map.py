@@ -17,12 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
+from compzoo.entropy.categorical import TABLE_SCALE, grid_logits, pmf_from_grid_logits
 from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf
 from compzoo.errors import BitstreamError
 from compzoo.ops import nats_to_bits
-
-TABLE_SCALE = 10.0  # logits are stored divided by this, so Adam's bounded steps move them usefully fast
 
 
 def _neighbours(labels, outside: int, xp):
@@ -58,6 +56,23 @@ class LabelMapModel(nnx.Module):
 
   def coding_table(self) -> np.ndarray:
     return quantize_pmf(pmf_from_grid_logits(np.asarray(self.table())))
+
+
+def fit(model: LabelMapModel, batches, learning_rate: float = 0.05) -> list[float]:
+  """Fits the table alone with Adam, one step per N×H×W batch of maps -> the mean bits per map of each
+  step. (Inside SC the table trains with the model, through ``entropy_model_loss``; this is for measuring
+  the coder by itself.)"""
+  import optax  # here: decoding never needs it
+
+  optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
+
+  @nnx.jit
+  def step(model, optimizer, maps):
+    bits, grads = nnx.value_and_grad(lambda m: m.bits(maps).mean())(model)
+    optimizer.update(model, grads)
+    return bits
+
+  return [float(step(model, optimizer, jnp.asarray(maps, jnp.int32))) for maps in batches]
 
 
 def wavefronts(height: int, width: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -37,7 +37,7 @@ import numpy as np
 from flax import nnx
 
 from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
-from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
+from compzoo.entropy.categorical import TABLE_SCALE, grid_logits, pmf_from_grid_logits
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.nn import ResidualBlock
@@ -53,7 +53,6 @@ _OFFSETS = list(itertools.product((-1, 0, 1), repeat=3))
 TAPS_A = [o for o in _OFFSETS if o < (0, 0, 0)]  # strictly before the centre in (c, h, w) order
 TAPS_B = TAPS_A + [(0, 0, 0)]
 WAVEFRONT = (4, 2, 1)  # t = 4c + 2h + w is smaller at every tap in TAPS_A
-TABLE_SCALE = 10.0  # table logits are stored divided by this, so Adam's bounded steps move them usefully fast
 
 
 def _on_grid(x, step, low, high):

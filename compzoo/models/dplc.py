@@ -29,6 +29,7 @@ from compzoo import bitstream
 from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
 from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
 from compzoo.errors import BitstreamError, UsageError
+from compzoo.nn import leaky_conv_stack
 from compzoo.ops import nats_to_bits
 from compzoo.rd import RDOutput
 
@@ -71,13 +72,7 @@ class Critic(nnx.Module):
 
   def __call__(self, images, side=None):
     del side
-    x, features = _normalise(images), []
-    for index, conv in enumerate(self.convs):
-      x = conv(x)
-      if index:
-        x = self.norms[index - 1](x)
-      x = jax.nn.leaky_relu(x, 0.2)
-      features.append(x)
+    x, features = leaky_conv_stack(_normalise(images), self.convs, self.norms)
     return self.score(x.reshape(x.shape[0], -1))[:, 0], features
 
 

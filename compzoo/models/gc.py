@@ -26,11 +26,12 @@ from flax import nnx
 
 from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
 from compzoo.entropy import label_map as label_map_coder
-from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
+from compzoo.entropy.categorical import TABLE_SCALE, grid_logits, pmf_from_grid_logits
 from compzoo.entropy.label_map import LabelMapModel
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.models import pad_to_multiple
 from compzoo.models.latent import LatentCoding, Quantized, symbols_check
+from compzoo.nn import leaky_conv_stack
 from compzoo.ops import nats_to_bits
 from compzoo.quantize import soft_to_hard
 from compzoo.rd import RDOutput
@@ -38,7 +39,6 @@ from compzoo.rd import RDOutput
 STRIDE = 16
 CENTERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 SEED_BYTES = 4
-TABLE_SCALE = 10.0  # table logits are stored divided by this, so Adam's bounded steps move them usefully fast
 
 
 def _instance_norm(features: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
@@ -131,13 +131,7 @@ class PatchDiscriminator(nnx.Module):
     self.out = nnx.Conv(widths[-1], 1, (4, 4), rngs=rngs)
 
   def __call__(self, x):
-    features = []
-    for index, conv in enumerate(self.convs):
-      x = conv(x)
-      if index:
-        x = self.norms[index - 1](x)
-      x = jax.nn.leaky_relu(x, 0.2)
-      features.append(x)
+    x, features = leaky_conv_stack(x, self.convs, self.norms)
     return self.out(x)[..., 0], features
 
 
@@ -271,10 +265,7 @@ class GenerativeCompression(LatentCoding, nnx.Module):
 
   def encode_symbols(self, symbols, prepared):
     code = np.asarray(symbols["code"])  # h × w × C
-    encoder = Encoder()
-    encoder.put_frequencies(code.reshape(-1), prepared["code"][np.tile(np.arange(self.code_channels), code.size //
-                                                                       self.code_channels)])
-    streams = [encoder.finish()]
+    streams = [_encode_code(code, np.ones(code.shape[:2], bool), prepared["code"])]
     if self.noise_channels:
       streams.insert(0, int(np.asarray(symbols["seed"])[0]).to_bytes(SEED_BYTES, "big"))
     return streams
@@ -284,11 +275,7 @@ class GenerativeCompression(LatentCoding, nnx.Module):
     if len(streams) != expected or (self.noise_channels and len(streams[0]) != SEED_BYTES):
       raise BitstreamError(f"gc files hold {'a 4-byte seed stream and ' if self.noise_channels else ''}"
                            f"a code stream; this one has {len(streams)} streams")
-    height, width = self.latent_shape(shape)
-    count = height * width
-    decoder = Decoder(streams[-1])
-    code = decoder.get_frequencies(prepared["code"][np.tile(np.arange(self.code_channels), count)])
-    symbols = {"code": np.asarray(code, np.int32).reshape(height, width, self.code_channels)}
+    symbols = {"code": _decode_code(streams[-1], np.ones(self.latent_shape(shape), bool), prepared["code"])}
     if self.noise_channels:
       symbols["seed"] = np.asarray([int.from_bytes(streams[0], "big")], np.uint32)
     return symbols
@@ -320,16 +307,18 @@ class SelectiveCompression(GenerativeCompression):
                        f"{label_classes} and {synthesize}")
     super().__init__(code_channels, features, blocks, noise_channels, discriminator_features, sigma, rngs=rngs,
                      extra_inputs=label_features + 1, label_classes=label_classes)
-    self.label_classes, self.synthesize = label_classes, synthesize
+    self.label_classes, self.synthesized_classes = label_classes, synthesize  # (synthesize() is G's)
     self.label_encoder = Encoder16(label_classes, max(features // 2, 1), label_features, rngs=rngs)
     self.label_model = LabelMapModel(label_classes)
 
   def synthesized_mask(self, count: int, key=None):
-    """count × classes booleans: the shipped choice (``synthesize``), or with a key each class w.p. 1/2."""
+    """count × classes booleans: the shipped choice (``synthesized_classes``), or with a key each class
+    w.p. 1/2."""
     if key is not None:
       return jax.random.bernoulli(key, 0.5, (count, self.label_classes))
-    chosen = jnp.zeros(self.label_classes, bool).at[jnp.asarray(self.synthesize, jnp.int32)].set(
-        True) if self.synthesize else jnp.zeros(self.label_classes, bool)
+    chosen = jnp.zeros(self.label_classes, bool)
+    if self.synthesized_classes:
+      chosen = chosen.at[jnp.asarray(self.synthesized_classes, jnp.int32)].set(True)
     return jnp.broadcast_to(chosen, (count, self.label_classes))
 
   def coded_cells(self, labels, synthesized):
@@ -372,64 +361,63 @@ class SelectiveCompression(GenerativeCompression):
       raise UsageError(f"sc export has no label-map table for {self.label_classes} classes")
     return {**prepared, "labels": table}
 
-  def _padded(self, image, labels):
+  # Through the latent seam, SC's symbols are the code (zero where not coded), the H×W label map and, with
+  # noise, the seed: LatentCoding's decode_image and pixels_of_symbols serve SC as they serve GC.
+  def dequantize(self, symbols):
+    code, labels = symbols["code"], symbols["labels"]
+    labels = jnp.pad(labels, ((0, 0), (0, STRIDE * code.shape[1] - labels.shape[1]),
+                              (0, STRIDE * code.shape[2] - labels.shape[2])), mode="edge")
+    coded = self.coded_cells(labels, self.synthesized_mask(code.shape[0]))
+    return self._inputs(jnp.asarray(CENTERS)[code], coded, labels, symbols.get("seed"), None)
+
+  def _check_labels(self, labels) -> np.ndarray:
     labels = np.asarray(labels, np.int32)
     if labels.size and labels.max() >= self.label_classes:
       raise UsageError(f"this sc model knows {self.label_classes} classes (ids 0-{self.label_classes - 1}); "
                        f"the label map has id {labels.max()}")
-    padded = pad_to_multiple(labels[..., None], STRIDE)[..., 0]
-    return (None if image is None else pad_to_multiple(image, STRIDE)), padded
+    return labels
 
-  def _coded(self, padded_labels) -> np.ndarray:
-    return np.asarray(_coded_cells(self, jnp.asarray(padded_labels)[None]))[0] > 0
+  def _coded(self, labels) -> np.ndarray:
+    """h×w booleans: the latent cells an H×W label map leaves coded (it is edge-padded as the image is)."""
+    padded = pad_to_multiple(labels[..., None], STRIDE)[..., 0]
+    return np.asarray(_coded_cells(self, jnp.asarray(padded)[None]))[0] > 0
+
+  def sc_symbols(self, image, label_map) -> dict:
+    """What an SC file holds for an image and its label map (see ``dequantize``)."""
+    labels = self._check_labels(label_map)
+    symbols = self.symbols_of_image(image)
+    symbols["code"] = np.where(self._coded(labels)[..., None], symbols["code"], 0)
+    return {**symbols, "labels": labels}
 
   def encode_image(self, image, prepared, label_map=None):
     if label_map is None:
       raise UsageError("sc codes an image with its label map (compzoo compress --label-map)")
-    image_padded, labels = self._padded(image, label_map)
-    symbols = {k: np.asarray(v)[0] for k, v in _sc_symbols(self, jnp.asarray(image_padded)[None]).items()}
-    coded = self._coded(labels)
-    code = np.where(coded[..., None], symbols["code"], 0)
+    symbols = self.sc_symbols(image, label_map)
+    return self.encode_symbols(symbols, prepared), symbols_check(symbols)
+
+  def encode_symbols(self, symbols, prepared):
     encoder = Encoder()
-    label_map_coder.encode(label_map, prepared["labels"], self.label_classes, encoder)
-    streams = [encoder.finish()]
-    encoder = Encoder()
-    channels = np.broadcast_to(np.arange(self.code_channels), code.shape)
-    encoder.put_frequencies(code[coded], prepared["code"][channels[coded].reshape(-1)])
-    streams.append(encoder.finish())
+    label_map_coder.encode(symbols["labels"], prepared["labels"], self.label_classes, encoder)
+    streams = [encoder.finish(), _encode_code(symbols["code"], self._coded(symbols["labels"]), prepared["code"])]
     if self.noise_channels:
       streams.append(int(symbols["seed"][0]).to_bytes(SEED_BYTES, "big"))
-    return streams, symbols_check({"code": code, "labels": np.asarray(label_map)})
+    return streams
 
-  def _decode_all(self, streams, shape, prepared):
+  def decode_symbols(self, streams, shape, prepared):
     expected = 2 + bool(self.noise_channels)
     if len(streams) != expected or (self.noise_channels and len(streams[2]) != SEED_BYTES):
       raise BitstreamError(f"sc files hold a label-map stream, a code stream"
                            f"{' and a 4-byte seed stream' if self.noise_channels else ''}; this one has "
                            f"{len(streams)} streams")
     labels = label_map_coder.decode(Decoder(streams[0]), tuple(shape[:2]), prepared["labels"], self.label_classes)
-    _, padded = self._padded(None, labels)
-    coded = self._coded(padded)
-    code = np.zeros(coded.shape + (self.code_channels,), np.int32)
-    channels = np.broadcast_to(np.arange(self.code_channels), code.shape)
-    code[coded] = np.asarray(Decoder(streams[1]).get_frequencies(
-        prepared["code"][channels[coded].reshape(-1)])).reshape(-1, self.code_channels)
-    seed = np.asarray([int.from_bytes(streams[2], "big") if self.noise_channels else 0], np.uint32)
-    return labels, padded, code, seed
-
-  def decode_image(self, streams, shape, prepared):
-    labels, padded, code, seed = self._decode_all(streams, shape, prepared)
-    pixels = np.asarray(_sc_pixels(self, jnp.asarray(code)[None], jnp.asarray(padded)[None], jnp.asarray(seed)[None]))
-    return pixels[0, :shape[0], :shape[1]], symbols_check({"code": code, "labels": labels})
+    symbols = {"code": _decode_code(streams[1], self._coded(labels), prepared["code"]), "labels": labels}
+    if self.noise_channels:
+      symbols["seed"] = np.asarray([int.from_bytes(streams[2], "big")], np.uint32)
+    return symbols
 
   def reconstruct(self, image, label_map=None):
     """What decoding this image's file gives (the label map is coded losslessly, so it is used as given)."""
-    image_padded, labels = self._padded(image, label_map)
-    symbols = {k: np.asarray(v)[0] for k, v in _sc_symbols(self, jnp.asarray(image_padded)[None]).items()}
-    code = np.where(self._coded(labels)[..., None], symbols["code"], 0)
-    seed = np.asarray(symbols.get("seed", np.zeros(1, np.uint32)), np.uint32)
-    pixels = np.asarray(_sc_pixels(self, jnp.asarray(code)[None], jnp.asarray(labels)[None], jnp.asarray(seed)[None]))
-    return pixels[0, :image.shape[0], :image.shape[1]]
+    return self.pixels_of_symbols(self.sc_symbols(image, label_map), image.shape)
 
   def min_stream_bits(self, shape, prepared) -> float:
     """The label map is always coded; the code may be empty (everything synthesized)."""
@@ -441,17 +429,24 @@ def _coded_cells(model, labels):
   return model.coded_cells(labels, model.synthesized_mask(labels.shape[0]))
 
 
-@nnx.jit
-def _sc_symbols(model, images):
-  return model.quantize(model.analyze(images)).symbols
+def _code_rows(table: np.ndarray, coded: np.ndarray) -> np.ndarray:
+  """The table row (its channel's) of every coded symbol of an h×w×C code, in ``code[coded]`` order."""
+  channels = np.broadcast_to(np.arange(table.shape[0]), coded.shape + (table.shape[0],))
+  return table[channels[coded].reshape(-1)]
 
 
-@nnx.jit
-def _sc_pixels(model, code, labels, seeds):
-  coded = model.coded_cells(labels, model.synthesized_mask(labels.shape[0]))
-  values = jnp.asarray(CENTERS)[code]
-  inputs = model._inputs(values, coded, labels, seeds, None)
-  return jnp.clip(jnp.round(model.generator(inputs)), 0, 255).astype(jnp.uint8)
+def _encode_code(code: np.ndarray, coded: np.ndarray, table: np.ndarray) -> bytes:
+  """The code stream: the symbols of the coded cells (h×w booleans), every channel under its table."""
+  encoder = Encoder()
+  encoder.put_frequencies(np.asarray(code)[coded], _code_rows(table, coded))
+  return encoder.finish()
+
+
+def _decode_code(stream: bytes, coded: np.ndarray, table: np.ndarray) -> np.ndarray:
+  """The h×w×C code ``_encode_code`` wrote; cells not coded are 0."""
+  code = np.zeros(coded.shape + (table.shape[0],), np.int32)
+  code[coded] = np.asarray(Decoder(stream).get_frequencies(_code_rows(table, coded))).reshape(-1, table.shape[0])
+  return code
 
 
 def build(code_channels: int = 8, features: int = 60, blocks: int = 9, noise_channels: int = 0,

@@ -43,20 +43,26 @@ class LatentCoding:
   def latent_shape(self, shape) -> tuple[int, int]:
     return -(-shape[0] // self.STRIDE), -(-shape[1] // self.STRIDE)
 
+  def symbols_of_image(self, image: np.ndarray) -> dict:
+    """The symbols of one H×W×3 uint8 image (edge-padded to a multiple of ``STRIDE``), unbatched."""
+    return _one(_symbols_of(self, pad_to_multiple(image, self.STRIDE)[None]))
+
+  def pixels_of_symbols(self, symbols: dict, shape) -> np.ndarray:
+    """The decoded H×W×3 uint8 image of one image's symbols (``shape``: the image's, before padding)."""
+    batched = {k: jnp.asarray(v)[None] for k, v in symbols.items()}
+    return np.asarray(_pixels_of(self, batched))[0, :shape[0], :shape[1]]
+
   def encode_image(self, image: np.ndarray, prepared):
-    symbols = _one(_symbols_of(self, pad_to_multiple(image, self.STRIDE)[None]))
+    symbols = self.symbols_of_image(image)
     return self.encode_symbols(symbols, prepared), symbols_check(symbols)
 
   def decode_image(self, streams, shape, prepared):
     symbols = self.decode_symbols(streams, shape, prepared)
-    batched = {k: jnp.asarray(v)[None] for k, v in symbols.items()}
-    image = np.asarray(_pixels_of(self, batched))[0, :shape[0], :shape[1]]
-    return image, symbols_check(symbols)
+    return self.pixels_of_symbols(symbols, shape), symbols_check(symbols)
 
   def reconstruct(self, image: np.ndarray) -> np.ndarray:
     """The model's own reconstruction of an H×W×3 uint8 image: what decoding its bitstream must give."""
-    symbols = _symbols_of(self, pad_to_multiple(image, self.STRIDE)[None])
-    return np.asarray(_pixels_of(self, symbols))[0, :image.shape[0], :image.shape[1]]
+    return self.pixels_of_symbols(self.symbols_of_image(image), image.shape)
 
   def latents_of_image(self, image: np.ndarray) -> np.ndarray:
     return np.asarray(_values_of(self, pad_to_multiple(image, self.STRIDE)[None]))[0]

@@ -1,4 +1,5 @@
-"""Shared layers: generalized divisive normalization and a plain residual block (NHWC)."""
+"""Shared layers: generalized divisive normalization, a plain residual block, and the body of a critic or
+patch discriminator (NHWC)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,17 @@ class ResidualBlock(nnx.Module):
 
   def __call__(self, x):
     return x + self.conv2(jax.nn.relu(self.conv1(x)))
+
+
+def leaky_conv_stack(x, convs, norms, slope: float = 0.2):
+  """``convs[i]``, then ``norms[i - 1]`` from the second layer on, then leaky ReLU, layer after layer:
+  the body of a WGAN critic or a patch discriminator. -> (output, every layer's activation), the
+  activations that feature matching compares."""
+  features = []
+  for index, conv in enumerate(convs):
+    x = conv(x)
+    if index:
+      x = norms[index - 1](x)
+    x = jax.nn.leaky_relu(x, slope)
+    features.append(x)
+  return x, features
