@@ -11,8 +11,10 @@ LOSSY_ANCHORS := jpeg,webp,avif,jpeg2000,jpegxl
 # The picture grid: the shipped lossy learned codecs beside classic ones at similar rates on Kodak.
 GRID_CODECS ?= cpm-low,cpm-mid,cpm-high,jpeg:quality=5,jpeg2000:psnr=24,jpeg2000:psnr=26,webp:quality=0,bmshj2018-factorized:quality=1
 JOBS ?= 2
+# GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
+GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm dplc-mnist dplc-cifar10 bench-coder fuzz cross-decode lock clean
+.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc bench-coder fuzz cross-decode lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -67,9 +69,31 @@ dplc-mnist dplc-cifar10: dplc-%: $(STAMP)
 	for r in 0 $(DPLC_RATES_$*); do $(call DPLC_TRAIN,$*,wae,$$r) && $(call DPLC_TRAIN,$*,mse,$$r) || exit 1; done
 	for r in $(DPLC_RATES_$*); do $(call DPLC_TRAIN,$*,wgan,$$r,--config.train.init_from=runs/dplc/$*-generator) || exit 1; done
 	for r in 0 $(DPLC_RATES_$*); do $(call DPLC_TRAIN,$*,wpp,$$r,--config.train.init_from=runs/dplc/$*-generator) || exit 1; done
-	$(BIN)/python -m experiments.dplc_ship --dataset=$* --runs=runs/dplc --features=runs/features/$*
+	$(BIN)/python -m experiments.ship_weights --family=dplc-$* --runs=runs/dplc --features=runs/features/$*
 	$(BIN)/python -m experiments.dplc_eval --dataset=$* --feature_accuracy
 	$(BIN)/python -m experiments.dplc_eval --dataset=$* --out=runs/dplc-$*-eval
+
+# GC and SC as shipped (make gc): CamVid's segmenter (the feature network of the distances and the mIoU),
+# gc at C = 4 from scratch and at C = 2, 8 warm-started from it, gc-mse at C = 4 and 2 (warm-started), sc
+# at C = 4; the exports copied into compzoo/weights/gc; then the evaluation on CamVid test and Kodak and the
+# picture grid with its report. Steps are those the shipped runs took (README: training times).
+GC_TRAIN = $(BIN)/python -m experiments.train --config=experiments/configs/gc.py:cpu-$(1) --workdir=runs/gc/$(1)-c$(2) \
+	--config.model.code_channels=$(2) --config.train.steps=$(3) $(4)
+CAMVID := ../shared/data/camvid
+gc: $(STAMP)
+	$(BIN)/python -m experiments.train --config=experiments/configs/feature_net.py:cpu-camvid --workdir=runs/features/camvid --config.train.steps=2000
+	$(call GC_TRAIN,gc,4,4000)
+	$(call GC_TRAIN,gc,2,1500,--config.train.init_from=runs/gc/gc-c4/export)
+	$(call GC_TRAIN,gc,8,1000,--config.train.init_from=runs/gc/gc-c4/export)
+	$(call GC_TRAIN,mse,4,2000)
+	$(call GC_TRAIN,mse,2,1000,--config.train.init_from=runs/gc/mse-c4/export)
+	$(call GC_TRAIN,sc,4,4000)
+	$(BIN)/python -m experiments.ship_weights --family=gc --runs=runs/gc --features=runs/features/camvid
+	$(BIN)/python -m experiments.gc_eval --set=camvid --out=runs/gc-camvid-eval
+	$(BIN)/python -m experiments.gc_eval --set=kodak --out=runs/gc-kodak-eval
+	$(BIN)/compzoo bench -m $(GC_GRID) --images $(CAMVID)/test/images --label-maps $(CAMVID)/test/labels \
+	  --sweep --grid 3 --grid-crop 176 --out runs/gc-grid
+	$(BIN)/python -m experiments.screenshot_report --report=runs/gc-grid/report.html
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

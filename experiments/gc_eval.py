@@ -26,14 +26,14 @@ from absl import app, flags
 from compzoo import metrics, zoo
 from compzoo.bench import expand_sweeps
 from compzoo.bench.distribution import FeatureNetwork
-from compzoo.codecs.learned import LearnedCodec
+from compzoo.codecs.learned import SC_SYNTHESIZE, LearnedCodec
 from compzoo.data import images as image_files
 from compzoo.models import segmenter
 
 SETS = {"camvid": "../shared/data/camvid/test", "kodak": "../shared/data/kodak"}
 LOWEST = ("jpeg:quality=0", "webp:quality=0", "avif:quality=0", "jpegxl:distance=25")
 DEFAULT_CODECS = ("gc", "gc-mse", "sc", "bmshj2018-factorized:quality=1", "cpm-low") + LOWEST
-SYNTHESIZE = (0, 3, 5)  # Sky, Road, Tree: experiments/configs/gc.py
+SYNTHESIZE = SC_SYNTHESIZE.ids(SC_SYNTHESIZE.default)  # the region sc synthesizes by default: sky, road, tree
 VOID = 11
 
 _SET = flags.DEFINE_enum("set", "camvid", list(SETS), "image set")
@@ -58,14 +58,7 @@ def landscape(image: np.ndarray) -> np.ndarray:
 
 
 def codecs_to_measure() -> list[tuple[str, object]]:
-  names = []
-  for spec in _CODECS.value:
-    base = spec.split(":")[0]
-    if base not in zoo.entries():  # gc, gc-mse and sc until their weights ship: say so, measure the rest
-      print(f"skipping {spec}: no such zoo entry")
-      continue
-    names += expand_sweeps([spec])
-  built = [(name, zoo.make_codec(name)) for name in names]
+  built = [(name, zoo.make_codec(name)) for name in expand_sweeps(_CODECS.value)]
   for item in _EXPORTS.value:
     name, _, path = item.partition("=")
     if not path:
@@ -145,6 +138,9 @@ def main(argv):
     results.append({"codec": "originals", "images": len(pictures), "bpp": None, "swd": 0.0, "fid": 0.0,
                     "miou": miou(seg_model, list(pictures.values()), [labels[f] for f in pictures])})
   for name, codec in codecs_to_measure():
+    if "label_map" in codec.side_inputs and labels is None:
+      print(f"skipping {name}: it codes a label map, and {_SET.value} has none")
+      continue
     row = measure_codec(name, codec, pictures, labels, network, seg_model)
     results.append(row)
     print(json.dumps(row))

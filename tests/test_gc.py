@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 from flax import serialization
 
-from compzoo import exports, models
+from compzoo import exports, models, zoo
 from compzoo.codecs.learned import LearnedCodec
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.train.adversarial import _GAN_LOSSES, _scale_mean
@@ -148,6 +148,32 @@ def test_sc_codes_no_latent_where_every_class_is_synthesized(tmp_path):
                                 codec.model.reconstruct(other, all_synthesized))
 
 
+def test_the_classes_sc_synthesizes_are_chosen_at_coding_time(tmp_path):
+  from compzoo import bitstream
+  codec = _codec(tmp_path, "tiny-sc")
+  scene = _scenes(9, 1)
+  image, labels = scene["image"][0], scene["label_map"][0].astype(np.uint8)
+  code_bytes = {}
+  for classes in ((), (SKY,), (SKY, ROAD)):
+    codec.model.choose_synthesized(classes)
+    assert codec.model.synthesized_classes == classes
+    data = codec.compress(image, label_map=labels)
+    code_bytes[classes] = len(bitstream.unpack(data).streams[1])
+    np.testing.assert_array_equal(codec.decompress(data), codec.model.reconstruct(image, labels))
+  assert code_bytes[()] > code_bytes[(SKY,)] > code_bytes[(SKY, ROAD)]  # the more synthesized, the fewer bits
+  with pytest.raises(UsageError, match="synthesized classes"):
+    codec.model.choose_synthesized((12,))
+
+
+def test_the_synthesize_parameter_names_classes_canonically():
+  from compzoo.codecs.learned import SC_SYNTHESIZE
+  assert SC_SYNTHESIZE.parse("synthesize", "Tree+sky") == "sky+tree"
+  assert SC_SYNTHESIZE.ids("sky+road+tree") == (SKY, ROAD, 5) and SC_SYNTHESIZE.parse("s", "none") == "none"
+  for bad in ("sky+cow", "sky++road", "", "sky,road"):
+    with pytest.raises(UsageError, match="class names joined by"):
+      SC_SYNTHESIZE.parse("synthesize", bad)
+
+
 def test_the_export_holds_no_discriminator(tmp_path):
   codec = _codec(tmp_path)
   params = serialization.msgpack_restore((codec.weights_path / exports.PARAMS_FILE).read_bytes())
@@ -203,3 +229,40 @@ def test_damaged_sc_files_and_huge_claims_fail_as_bitstream_errors(tmp_path):
   fuzz_codec(codec, image, cases=60, seed=4, rewrap=True)
   messages = [message for _, _, message in check_crafted_headers(codec, image, seconds=2.0)]
   assert any("over the limit" in m for m in messages) and any("cannot hold" in m for m in messages), messages
+
+
+SHIPPED = [name for entry in ("gc", "gc-mse", "sc") for name in zoo.sweep_names(zoo.get(entry))]
+
+
+@pytest.fixture(scope="module")
+def street():
+  """A CamVid test frame cropped to an odd size (not a multiple of 16), with its label map."""
+  from compzoo.data.images import load_image, load_label_map
+  from conftest import SHARED
+  root = SHARED / "data" / "camvid" / "test"
+  if not root.is_dir():
+    pytest.skip(f"CamVid not found at {root}")
+  frame = sorted((root / "images").glob("*.png"))[0]
+  return load_image(frame)[11:108, 5:186], load_label_map(root / "labels" / frame.name)[11:108, 5:186]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_entries_round_trip_through_the_cli_on_odd_sizes(name, street, tmp_path):
+  from PIL import Image
+  from compzoo import cli
+  image, labels = street
+  Image.fromarray(image).save(tmp_path / "frame.png")
+  Image.fromarray(labels).save(tmp_path / "labels.png")
+  codec = zoo.make_codec(name)
+  side = ["--label-map", str(tmp_path / "labels.png")] if codec.side_inputs else []
+  decoded = []
+  for run in range(2):
+    packed, restored = tmp_path / f"{run}.czoo", tmp_path / f"{run}.png"
+    assert cli.main(["compress", "-m", name, *side, str(tmp_path / "frame.png"), str(packed)]) == 0
+    assert cli.main(["decompress", str(packed), str(restored)]) == 0
+    decoded.append((packed.read_bytes(), np.asarray(Image.open(restored))))
+  assert decoded[0][0] == decoded[1][0]
+  np.testing.assert_array_equal(decoded[0][1], decoded[1][1])
+  expected = codec.model.reconstruct(image, labels) if codec.side_inputs else codec.model.reconstruct(image)
+  np.testing.assert_array_equal(decoded[0][1], expected)
+  assert 8 * len(decoded[0][0]) / image[..., 0].size < 0.5  # extreme rates, header and label map included

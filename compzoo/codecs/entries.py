@@ -46,12 +46,34 @@ class Param:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClassSet:
+  """A codec parameter naming a set of classes: ``NAME+NAME...`` or ``none`` (``+``, since ``,`` separates
+  codecs in ``-m``). Parsed to its canonical spelling, in class-id order, so one choice has one codec name
+  (the name a file records, which is how the decoder learns the choice)."""
+
+  names: tuple[str, ...]
+  default: str
+
+  def parse(self, key: str, raw) -> str:
+    raw = str(raw).strip().lower()
+    chosen = set() if raw == "none" else set(raw.split("+"))
+    unknown = sorted(chosen - set(self.names))
+    if unknown or "" in chosen:
+      raise UsageError(f"parameter {key}={raw!r}: expected 'none' or class names joined by '+' from "
+                       f"{', '.join(self.names)}")
+    return "+".join(name for name in self.names if name in chosen) or "none"
+
+  def ids(self, canonical: str) -> tuple[int, ...]:
+    return tuple(i for i, name in enumerate(self.names) if name in canonical.split("+"))
+
+
+@dataclasses.dataclass(frozen=True)
 class ZooEntry:
   name: str
   description: str
   lossless: bool | None  # None: decided by the weights (the 'learned' entry)
   build: Callable[..., "object"]  # build(name, **params) -> Codec named ``name`` (canonical)
-  params: Mapping[str, Param] = dataclasses.field(default_factory=dict)
+  params: Mapping[str, Param | ClassSet] = dataclasses.field(default_factory=dict)
   sweep: tuple[Mapping[str, float], ...] = ()  # operating points for rate-distortion curves
   checkpoint: str | None = None  # repo-relative path of shipped weights, for learned codecs
   kind: str = "classic"

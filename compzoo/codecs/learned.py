@@ -16,7 +16,8 @@ import numpy as np
 
 from compzoo import bitstream
 from compzoo.codecs.base import Codec, check_image
-from compzoo.codecs.entries import Param, ZooEntry
+from compzoo.codecs.entries import ClassSet, Param, ZooEntry
+from compzoo.data.images import CAMVID_CLASSES
 from compzoo.errors import BitstreamError, UsageError
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
@@ -138,6 +139,45 @@ for _dataset, _rates in DPLC_RATES.items():
              params={"rate": Param(int, _rates[-1], 0, _rates[-1])}, sweep=tuple({"rate": r} for r in _rates),
              build=functools.partial(lambda canonical, rate, dataset, objective: LearnedCodec.from_path(
                  _dplc_weights(dataset, objective, rate), name=canonical), dataset=_dataset, objective=_objective))
+
+# Generative compression (Agustsson et al. 2019), trained on CamVid street scenes (compzoo/weights/gc, one
+# export per point): gc and its MSE-only baseline at C code channels (C·log2(5)/256 bpp nominal, less after
+# entropy coding), and sc, which codes the label map and draws the classes it is told to synthesize from the
+# map alone. One sc model serves every choice of classes (it was trained on random choices); the choice is
+# part of the codec name a file records, so the decoder knows it.
+GC_CHANNELS = {"gc": (2, 4, 8), "gc-mse": (2, 4)}
+GC_POINTS = {"gc": "gc", "gc-mse": "mse"}  # compzoo/weights/gc/<point>-c<channels>
+SC_CHANNELS = 4
+SC_SYNTHESIZE = ClassSet(CAMVID_CLASSES, "sky+road+tree")  # the paper's kinds of region: sky, street, vegetation
+SC_SWEEP = ("none", "sky", "sky+road", "sky+road+tree")  # more synthesized, fewer bits
+
+
+def _gc_weights(entry: str, channels: int) -> Path:
+  if channels not in GC_CHANNELS[entry]:
+    raise UsageError(f"{entry} ships channels {', '.join(map(str, GC_CHANNELS[entry]))}, not {channels}")
+  return shipped("gc", f"{GC_POINTS[entry]}-c{channels}")
+
+
+def _sc_codec(canonical: str, synthesize: str) -> LearnedCodec:
+  codec = LearnedCodec.from_path(shipped("gc", f"sc-c{SC_CHANNELS}"), name=canonical)
+  codec.model.choose_synthesized(SC_SYNTHESIZE.ids(synthesize))
+  return codec
+
+
+for _entry, _what in (("gc", "least-squares GAN, 3-scale patch discriminator, feature matching and MSE"),
+                      ("gc-mse", "the same autoencoder on MSE alone (the baseline that isolates the GAN term)")):
+  _channels = GC_CHANNELS[_entry]
+  _learned(_entry, f"Generative compression (Agustsson et al. 2019), {_what}; CamVid street scenes, 1/16 "
+           f"latents with 5 centres, rate = code channels (shipped, small)", False, "shipped-tables",
+           checkpoint="compzoo/weights/gc",
+           params={"channels": Param(int, _channels[-1] if _entry == "gc-mse" else 4, _channels[0], _channels[-1])},
+           sweep=tuple({"channels": c} for c in _channels),
+           build=functools.partial(lambda canonical, channels, entry: LearnedCodec.from_path(
+               _gc_weights(entry, channels), name=canonical), entry=_entry))
+_learned("sc", f"Selective generative compression (Agustsson et al. 2019) at {SC_CHANNELS} code channels: codes "
+         "CamVid's label map (compress --label-map) and synthesizes the classes in synthesize=NAME+NAME from it; "
+         "the map's bits count (shipped, small)", False, "shipped-tables", checkpoint="compzoo/weights/gc",
+         params={"synthesize": SC_SYNTHESIZE}, sweep=tuple({"synthesize": s} for s in SC_SWEEP), build=_sc_codec)
 
 _lossless_entry = functools.partial(_shipped_entry, lossless=True, guarantee="same-backend")
 _lossless_entry("l3c", "L3C (Mentzer et al. 2019): hierarchical learned lossless coding, learned auxiliary "

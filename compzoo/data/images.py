@@ -16,6 +16,9 @@ from compzoo.errors import CompzooError, UsageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 EMBEDDED = ("astronaut", "coffee", "chelsea", "motorcycle_left", "motorcycle_right")
+# CamVid's label-map classes by id (../shared/data/camvid/README.md); 11 is void (unlabelled).
+CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian",
+                  "bicyclist", "void")
 
 
 def load_image(path) -> np.ndarray:

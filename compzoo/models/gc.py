@@ -291,7 +291,9 @@ class SelectiveCompression(GenerativeCompression):
   compzoo/entropy/label_map.py, its bits counted in the rate). Latent cells whose 16×16 block holds only
   classes in ``synthesize`` are zeroed and not coded: the decoder knows them from the label map and draws
   those regions from it alone. In training each class is synthesized with probability 1/2 per image, so
-  one model codes any choice of classes; coding uses ``synthesize`` (the zoo entry's parameter).
+  one model codes any choice of classes; coding uses ``synthesized_classes`` (the config's ``synthesize``,
+  or ``choose_synthesized``: the zoo entry ``sc:synthesize=NAME+NAME`` sets it from the codec name that
+  every file records).
 
   The generator reads [masked ŵ, F(s) (the one-hot label map through its own ÷16 encoder), the mask,
   noise]; the discriminator is conditioned on the one-hot label map."""
@@ -301,15 +303,21 @@ class SelectiveCompression(GenerativeCompression):
   def __init__(self, label_classes: int = 12, synthesize=(0, 3, 5), label_features: int = 8,
                code_channels: int = 8, features: int = 60, blocks: int = 9, noise_channels: int = 0,
                discriminator_features: int = 64, sigma: float = 1.0, *, rngs: nnx.Rngs):
-    synthesize = tuple(int(c) for c in synthesize)
-    if label_classes < 2 or not all(0 <= c < label_classes for c in synthesize):
-      raise UsageError(f"sc: label_classes >= 2 and synthesized classes in [0, {label_classes}), got "
-                       f"{label_classes} and {synthesize}")
+    if label_classes < 2:
+      raise UsageError(f"sc needs label_classes >= 2, got {label_classes}")
     super().__init__(code_channels, features, blocks, noise_channels, discriminator_features, sigma, rngs=rngs,
                      extra_inputs=label_features + 1, label_classes=label_classes)
-    self.label_classes, self.synthesized_classes = label_classes, synthesize  # (synthesize() is G's)
+    self.label_classes = label_classes
+    self.choose_synthesized(synthesize)
     self.label_encoder = Encoder16(label_classes, max(features // 2, 1), label_features, rngs=rngs)
     self.label_model = LabelMapModel(label_classes)
+
+  def choose_synthesized(self, classes) -> None:
+    """Sets the classes coding synthesizes (``synthesized_classes``; ``synthesize()`` is G's)."""
+    classes = tuple(sorted({int(c) for c in classes}))
+    if not all(0 <= c < self.label_classes for c in classes):
+      raise UsageError(f"sc: synthesized classes must lie in [0, {self.label_classes}), got {classes}")
+    self.synthesized_classes = classes
 
   def synthesized_mask(self, count: int, key=None):
     """count × classes booleans: the shipped choice (``synthesized_classes``), or with a key each class

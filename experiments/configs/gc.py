@@ -22,11 +22,12 @@ Data: CamVid train (367 frames, 240×180, ``../shared/data/camvid``), random cro
 loop's evaluation; test is never looked at in training.
 """
 
+from compzoo.codecs.learned import SC_SYNTHESIZE
+from compzoo.data.images import CAMVID_CLASSES
 from experiments.configs import presets
 
 OBJECTIVES = ("gc", "mse", "sc")
-CAMVID_CLASSES = 12  # 11 classes and void, all in the label map the file codes
-SYNTHESIZE = (0, 3, 5)  # Sky, Road, Tree: the kinds of region the paper synthesizes (sky, street, vegetation)
+SYNTHESIZE = SC_SYNTHESIZE.ids(SC_SYNTHESIZE.default)  # sky, road, tree: the paper's sky, street, vegetation
 VARIANTS = presets.all_variants(presets.SIZES, OBJECTIVES)
 MSE_WEIGHT = 10.0 / 255.0 ** 2  # λ = 10 on the MSE of images in [0, 1]
 FEATURE_MATCHING = 10.0
@@ -42,7 +43,7 @@ def get_config(variant: str = "cpu-gc"):
   model = dict(name="gc", code_channels=4, features=features, blocks=blocks, noise_channels=0,
                discriminator_features=disc)
   if objective == "sc":
-    model.update(label_classes=CAMVID_CLASSES, synthesize=SYNTHESIZE, label_features=max(features // 2, 1))
+    model.update(label_classes=len(CAMVID_CLASSES), synthesize=SYNTHESIZE, label_features=max(features // 2, 1))
   if objective in ("gc", "sc"):
     objective_config = dict(name="gan", loss="least_squares", feature_matching=FEATURE_MATCHING,
                             distortion="mse", distortion_weight=MSE_WEIGHT, adversarial_weight=1.0)
