@@ -83,16 +83,16 @@ CAMVID := ../shared/data/camvid
 gc: $(STAMP)
 	$(BIN)/python -m experiments.train --config=experiments/configs/feature_net.py:cpu-camvid --workdir=runs/features/camvid --config.train.steps=2000
 	$(call GC_TRAIN,gc,4,4000)
-	$(call GC_TRAIN,gc,2,1500,--config.train.init_from=runs/gc/gc-c4/export)
+	$(call GC_TRAIN,gc,2,1000,--config.train.init_from=runs/gc/gc-c4/export)
 	$(call GC_TRAIN,gc,8,1000,--config.train.init_from=runs/gc/gc-c4/export)
 	$(call GC_TRAIN,mse,4,2000)
-	$(call GC_TRAIN,mse,2,1000,--config.train.init_from=runs/gc/mse-c4/export)
+	$(call GC_TRAIN,mse,2,600,--config.train.init_from=runs/gc/mse-c4/export)
 	$(call GC_TRAIN,sc,4,4000)
 	$(BIN)/python -m experiments.ship_weights --family=gc --runs=runs/gc --features=runs/features/camvid
 	$(BIN)/python -m experiments.gc_eval --set=camvid --out=runs/gc-camvid-eval
 	$(BIN)/python -m experiments.gc_eval --set=kodak --out=runs/gc-kodak-eval
 	$(BIN)/compzoo bench -m $(GC_GRID) --images $(CAMVID)/test/images --label-maps $(CAMVID)/test/labels \
-	  --sweep --grid 3 --grid-crop 176 --out runs/gc-grid
+	  --sweep --limit 12 --grid 3 --grid-crop 176 --out runs/gc-grid
 	$(BIN)/python -m experiments.screenshot_report --report=runs/gc-grid/report.html
 
 bench-coder: $(STAMP)
