@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KODAK ?= ../shared/data/kodak
-CAMVID_TEST ?= ../shared/data/camvid/test/images
+CAMVID ?= ../shared/data/camvid
+CAMVID_TEST ?= $(CAMVID)/test/images
 LOSSY_ANCHORS := jpeg,webp,avif,jpeg2000,jpegxl
 # The picture grid: the shipped lossy learned codecs beside classic ones at similar rates on Kodak.
 GRID_CODECS ?= cpm-low,cpm-mid,cpm-high,jpeg:quality=5,jpeg2000:psnr=24,jpeg2000:psnr=26,webp:quality=0,bmshj2018-factorized:quality=1
@@ -79,7 +80,6 @@ dplc-mnist dplc-cifar10: dplc-%: $(STAMP)
 # picture grid with its report. Steps are those the shipped runs took (README: training times).
 GC_TRAIN = $(BIN)/python -m experiments.train --config=experiments/configs/gc.py:cpu-$(1) --workdir=runs/gc/$(1)-c$(2) \
 	--config.model.code_channels=$(2) --config.train.steps=$(3) $(4)
-CAMVID := ../shared/data/camvid
 gc: $(STAMP)
 	$(BIN)/python -m experiments.train --config=experiments/configs/feature_net.py:cpu-camvid --workdir=runs/features/camvid --config.train.steps=2000
 	$(call GC_TRAIN,gc,4,4000)
@@ -91,7 +91,7 @@ gc: $(STAMP)
 	$(BIN)/python -m experiments.ship_weights --family=gc --runs=runs/gc --features=runs/features/camvid
 	$(BIN)/python -m experiments.gc_eval --set=camvid --out=runs/gc-camvid-eval
 	$(BIN)/python -m experiments.gc_eval --set=kodak --out=runs/gc-kodak-eval
-	$(BIN)/compzoo bench -m $(GC_GRID) --images $(CAMVID)/test/images --label-maps $(CAMVID)/test/labels \
+	$(BIN)/compzoo bench -m $(GC_GRID) --images $(CAMVID_TEST) --label-maps $(CAMVID)/test/labels \
 	  --sweep --limit 12 --grid 3 --grid-crop 176 --out runs/gc-grid
 	$(BIN)/python -m experiments.screenshot_report --report=runs/gc-grid/report.html
 

@@ -33,7 +33,7 @@ from compzoo.models import segmenter
 SETS = {"camvid": "../shared/data/camvid/test", "kodak": "../shared/data/kodak"}
 LOWEST = ("jpeg:quality=0", "webp:quality=0", "avif:quality=0", "jpegxl:distance=25")
 DEFAULT_CODECS = ("gc", "gc-mse", "sc", "bmshj2018-factorized:quality=1", "cpm-low") + LOWEST
-SYNTHESIZE = SC_SYNTHESIZE.ids(SC_SYNTHESIZE.default)  # the region sc synthesizes by default: sky, road, tree
+SYNTHESIZE = SC_SYNTHESIZE.default_ids  # the region sc synthesizes by default: sky, road, tree
 VOID = 11
 
 _SET = flags.DEFINE_enum("set", "camvid", list(SETS), "image set")

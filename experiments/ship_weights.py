@@ -39,8 +39,6 @@ def layout(family: str) -> list[tuple[str, str]]:
 
 
 def _copy(source: Path, target: Path) -> None:
-  if not exports.is_export(source):
-    raise app.UsageError(f"no export at {source}: train it first")
   if target.exists():
     shutil.rmtree(target)
   target.parent.mkdir(parents=True, exist_ok=True)
@@ -51,14 +49,14 @@ def _copy(source: Path, target: Path) -> None:
 def main(argv):
   del argv
   family, runs = _FAMILY.value, Path(_RUNS.value)
-  pairs = layout(family)
-  missing = [str(runs / run / "export") for run, _ in pairs if not exports.is_export(runs / run / "export")]
+  copies = [(runs / run / "export", WEIGHTS_ROOT / family / point) for run, point in layout(family)]
+  if _FEATURES.value:
+    copies.append((Path(_FEATURES.value) / "export", FEATURES_ROOT / _FEATURE_NAMES[family]))
+  missing = [str(source) for source, _ in copies if not exports.is_export(source)]
   if missing:  # all present before anything is replaced
     raise app.UsageError(f"no export at {', '.join(missing)}: train them first")
-  for run, point in pairs:
-    _copy(runs / run / "export", WEIGHTS_ROOT / family / point)
-  if _FEATURES.value:
-    _copy(Path(_FEATURES.value) / "export", FEATURES_ROOT / _FEATURE_NAMES[family])
+  for source, target in copies:
+    _copy(source, target)
 
 
 if __name__ == "__main__":

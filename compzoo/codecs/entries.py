@@ -64,7 +64,12 @@ class ClassSet:
     return "+".join(name for name in self.names if name in chosen) or "none"
 
   def ids(self, canonical: str) -> tuple[int, ...]:
-    return tuple(i for i, name in enumerate(self.names) if name in canonical.split("+"))
+    chosen = canonical.split("+")
+    return tuple(i for i, name in enumerate(self.names) if name in chosen)
+
+  @property
+  def default_ids(self) -> tuple[int, ...]:
+    return self.ids(self.default)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -146,8 +146,9 @@ for _dataset, _rates in DPLC_RATES.items():
 # map alone. One sc model serves every choice of classes (it was trained on random choices); the choice is
 # part of the codec name a file records, so the decoder knows it.
 GC_CHANNELS = {"gc": (2, 4, 8), "gc-mse": (2, 4)}
+GC_DEFAULT_CHANNELS = 4  # both entries' default: the C that sc codes at, so the three compare at one rate
 GC_POINTS = {"gc": "gc", "gc-mse": "mse"}  # compzoo/weights/gc/<point>-c<channels>
-SC_CHANNELS = 4
+SC_CHANNELS = GC_DEFAULT_CHANNELS
 SC_SYNTHESIZE = ClassSet(CAMVID_CLASSES, "sky+road+tree")  # the paper's kinds of region: sky, street, vegetation
 SC_SWEEP = ("none", "sky", "sky+road", "sky+road+tree")  # more synthesized, fewer bits
 
@@ -170,7 +171,7 @@ for _entry, _what in (("gc", "least-squares GAN, 3-scale patch discriminator, fe
   _learned(_entry, f"Generative compression (Agustsson et al. 2019), {_what}; CamVid street scenes, 1/16 "
            f"latents with 5 centres, rate = code channels (shipped, small)", False, "shipped-tables",
            checkpoint="compzoo/weights/gc",
-           params={"channels": Param(int, _channels[-1] if _entry == "gc-mse" else 4, _channels[0], _channels[-1])},
+           params={"channels": Param(int, GC_DEFAULT_CHANNELS, _channels[0], _channels[-1])},
            sweep=tuple({"channels": c} for c in _channels),
            build=functools.partial(lambda canonical, channels, entry: LearnedCodec.from_path(
                _gc_weights(entry, channels), name=canonical), entry=_entry))

@@ -27,7 +27,7 @@ from compzoo.data.images import CAMVID_CLASSES
 from experiments.configs import presets
 
 OBJECTIVES = ("gc", "mse", "sc")
-SYNTHESIZE = SC_SYNTHESIZE.ids(SC_SYNTHESIZE.default)  # sky, road, tree: the paper's sky, street, vegetation
+SYNTHESIZE = SC_SYNTHESIZE.default_ids  # sky, road, tree: the paper's sky, street, vegetation
 VARIANTS = presets.all_variants(presets.SIZES, OBJECTIVES)
 MSE_WEIGHT = 10.0 / 255.0 ** 2  # λ = 10 on the MSE of images in [0, 1]
 FEATURE_MATCHING = 10.0
