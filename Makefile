@@ -15,7 +15,7 @@ JOBS ?= 2
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc bench-coder fuzz cross-decode lock clean
+.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine bench-coder fuzz cross-decode lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -94,6 +94,30 @@ gc: $(STAMP)
 	$(BIN)/compzoo bench -m $(GC_GRID) --images $(CAMVID_TEST) --label-maps $(CAMVID)/test/labels \
 	  --sweep --limit 12 --grid 3 --grid-crop 176 --out runs/gc-grid
 	$(BIN)/python -m experiments.screenshot_report --report=runs/gc-grid/report.html
+
+# The recurrent JPEG refinement decoder as shipped (make refine): one network per credit rule, same steps and
+# batches, exports copied into compzoo/weights/jpeg-refine; then make bench-refine: training cost per rule,
+# the rules' gradients against BPTT's, and every rule's network against JPEG (same bytes) and JPEG 2000 on
+# Kodak and CamVid test, with the picture grid.
+REFINE_RULES := bptt tbptt sab uoro rtrl
+REFINE_CODECS := jpeg-refine:rule=bptt,jpeg-refine:rule=tbptt,jpeg-refine:rule=sab,jpeg-refine:rule=uoro,jpeg-refine:rule=rtrl
+REFINE_JPEG := jpeg:quality=10,jpeg:quality=20,jpeg:quality=30,jpeg:quality=50
+refine: $(STAMP)
+	for r in $(REFINE_RULES); do $(BIN)/python -m experiments.train --config=experiments/configs/refine.py:cpu-$$r \
+	  --workdir=runs/refine/$$r || exit 1; done
+	$(BIN)/python -m experiments.ship_weights --family=jpeg-refine --runs=runs/refine
+	$(MAKE) bench-refine
+
+bench-refine: $(STAMP)
+	for r in $(REFINE_RULES); do $(BIN)/python -m experiments.bench_train --config=experiments/configs/refine.py:cpu-$$r \
+	  --steps=5 || exit 1; done | tee runs/refine-training-cost.jsonl
+	$(BIN)/python -m experiments.credit_rules --out=runs/credit-rules
+	$(BIN)/compzoo bench -m $(REFINE_JPEG),jpeg2000,$(REFINE_CODECS) --sweep --anchor jpeg,jpeg2000 --images $(KODAK) --out runs/kodak-refine
+	$(BIN)/compzoo bench -m $(REFINE_JPEG),jpeg2000,$(REFINE_CODECS) --sweep --anchor jpeg,jpeg2000 --images $(CAMVID_TEST) --out runs/camvid-refine
+	$(BIN)/python -m experiments.refine_table --results=runs/kodak-refine/results.json
+	$(BIN)/python -m experiments.refine_table --results=runs/camvid-refine/results.json
+	$(BIN)/compzoo bench -m jpeg:quality=20,jpeg-refine:quality=20,jpeg2000:psnr=30 --images $(KODAK) \
+	  --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 160 --out runs/kodak-refine-grid
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--images", default="embedded", help="image folder, or 'embedded' for the bundled photos")
   p.add_argument("--out", required=True, help="output folder for results.json, summary.md, plots")
   p.add_argument("--sweep", action="store_true", help="expand bare lossy codec names to their RD sweep")
-  p.add_argument("--anchor", help="also report every RD curve's BD-rate against this one (e.g. jpeg2000)")
+  p.add_argument("--anchor", help="also report every RD curve's BD-rate against this one (e.g. jpeg2000; several: jpeg,jpeg2000)")
   p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
   p.add_argument("--label-maps", help="folder of label maps named as the images (8-bit grey PNGs of class "
                  "ids), for codecs that code one (sc); --crop crops them with their images")

@@ -15,8 +15,8 @@ from compzoo.codecs.base import Codec
 from compzoo.codecs.entries import GUARANTEES, Param, ZooEntry
 from compzoo.errors import UsageError
 
-__all__ = ["GUARANTEES", "Param", "ZooEntry", "entries", "family", "format_codec_name", "group", "get", "make_codec",
-           "parse_codec_name", "sweep_names"]
+__all__ = ["GUARANTEES", "Param", "ZooEntry", "curve_name", "entries", "expand_sweep", "family", "format_codec_name",
+           "group", "get", "make_codec", "parse_codec_name", "sweep_names"]
 
 
 def _collect(*modules) -> dict[str, ZooEntry]:
@@ -82,6 +82,35 @@ def canonical_params(entry: ZooEntry, given: Mapping[str, str]) -> dict:
     known = ", ".join(entry.params) or "none"
     raise UsageError(f"codec {entry.name!r} has no parameter {sorted(unknown)[0]!r} (parameters: {known})")
   return {key: param.parse(key, given.get(key, param.default)) for key, param in entry.params.items()}
+
+
+def curve_name(spec: str) -> str:
+  """The RD curve a codec name belongs to: its entry's family or name, plus every parameter the entry does
+  not sweep that differs from its default ('jpeg-refine:quality=20:rule=uoro' -> 'jpeg-refine:rule=uoro').
+  Names outside the zoo are their own curve."""
+  name, given = parse_codec_name(spec)
+  entry = _REGISTRY.get(name)
+  if entry is None:
+    return spec
+  swept = {key for point in entry.sweep for key in point}
+  try:
+    params = canonical_params(entry, given)
+  except UsageError:  # a name no codec was built from (a hand-written row): its own curve
+    return spec
+  fixed = {key: value for key, value in params.items()
+           if key not in swept and value != entry.params[key].parse(key, entry.params[key].default)}
+  return format_codec_name(entry.curve(), fixed)
+
+
+def expand_sweep(spec: str) -> list[str]:
+  """A codec name -> its entry's sweep with the given parameters fixed ('jpeg-refine:rule=uoro' -> one
+  name per quality); a name that sets a swept parameter is one point, as given."""
+  name, given = parse_codec_name(spec)
+  entry = get(name)
+  if not entry.sweep or any(key in given for point in entry.sweep for key in point):
+    return [spec]
+  canonical_params(entry, given)  # a bad parameter fails here, before any work
+  return [format_codec_name(entry.name, {**given, **point}) for point in entry.sweep]
 
 
 def make_codec(spec: str, weights=None) -> Codec:

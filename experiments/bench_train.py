@@ -1,9 +1,13 @@
-"""Training throughput of any config, in images per second of the compiled train step:
+"""Training throughput and memory of any config: seconds per compiled train step, images per second, and
+the step's memory as XLA plans it:
 
     python -m experiments.bench_train --config=experiments/configs/bmshj2018_factorized.py:cpu --steps=20
+    python -m experiments.bench_train --config=experiments/configs/refine.py:cpu-rtrl --steps=5
 
 Times ``--steps`` steps after ``--warmup`` (compilation), on one fixed batch so the number measures the
-accelerator, not the input pipeline; prints one JSON line with the device.
+accelerator, not the input pipeline (configs that train on JPEG copies get them added); prints one JSON
+line with the device. ``step_memory_mb`` is the compiled step's arguments + outputs + temporaries
+(``memory_analysis()``): the peak a step needs on any backend, repeatable, unlike a process's RSS.
 """
 
 import json
@@ -25,6 +29,7 @@ def main(argv):
   import jax
   import numpy as np
 
+  from compzoo.data import pipeline
   from compzoo.train import mesh as mesh_lib
   from compzoo.train.loop import compile_step, new_train_state, place
 
@@ -35,8 +40,13 @@ def main(argv):
   step = compile_step(objective, graphdef, mesh)
   rng = np.random.default_rng(0)
   shape = (config.data.batch_size, config.data.crop, config.data.crop, 3)
-  batch = mesh_lib.shard_batch({"image": rng.integers(0, 256, shape, dtype=np.uint8)}, mesh)
+  records = [{"image": rng.integers(0, 256, shape[1:], dtype=np.uint8)} for _ in range(shape[0])]
+  if config.data.get("jpeg_quality"):
+    low, high = pipeline.check_qualities(config.data.jpeg_quality)
+    records = [pipeline.with_jpeg(r, (low + high) // 2) for r in records]
+  batch = mesh_lib.shard_batch({k: np.stack([r[k] for r in records]) for k in records[0]}, mesh)
   key = jax.random.PRNGKey(0)
+  memory = compiled_memory(step, state, batch, key)
   for _ in range(FLAGS.warmup):
     state, metrics = step(state, batch, key)
   jax.block_until_ready(metrics)
@@ -47,7 +57,28 @@ def main(argv):
   seconds = time.perf_counter() - start
   print(json.dumps({"device": str(jax.devices()[0].device_kind), "devices": jax.device_count(),
                     "batch": shape, "steps_per_s": round(FLAGS.steps / seconds, 3),
-                    "images_per_s": round(FLAGS.steps * shape[0] / seconds, 2)}))
+                    "seconds_per_step": round(seconds / FLAGS.steps, 4),
+                    "images_per_s": round(FLAGS.steps * shape[0] / seconds, 2),
+                    "step_memory_mb": memory, "parameters": parameter_count(train_state.model)}))
+
+
+def compiled_memory(step, state, batch, key):
+  """MB of arguments, outputs and temporaries of the compiled step (None where the backend won't say)."""
+  try:
+    analysis = step.lower(state, batch, key).compile().memory_analysis()
+  except Exception:  # backends without the analysis
+    return None
+  if analysis is None:
+    return None
+  total = (analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
+           - analysis.alias_size_in_bytes)
+  return round(total / 2**20, 1)
+
+
+def parameter_count(model) -> int:
+  import jax
+  from flax import nnx
+  return int(sum(leaf.size for leaf in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
 if __name__ == "__main__":

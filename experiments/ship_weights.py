@@ -3,11 +3,13 @@ compzoo/weights/features/NAME:
 
     python -m experiments.ship_weights --family=dplc-mnist --runs=runs/dplc --features=runs/features/mnist
     python -m experiments.ship_weights --family=gc --runs=runs/gc --features=runs/features/camvid
+    python -m experiments.ship_weights --family=jpeg-refine --runs=runs/refine
 
 dplc-DATASET: RUNS/DATASET-generator/export -> generator/ (the WGAN-GP generator, rate 0 of
 dplc-DATASET-wgan) and RUNS/DATASET-OBJECTIVE-rRATE/export -> OBJECTIVE/rRATE/.
 gc: RUNS/POINT-cC/export -> POINT-cC/ for gc's and gc-mse's channels and sc's (POINT: gc, mse, sc).
-The run names are those `make dplc-mnist` and `make gc` give; a missing export is an error, so a
+jpeg-refine: RUNS/RULE/export -> RULE/ for each credit rule.
+The run names are those `make dplc-mnist`, `make gc` and `make refine` give; a missing export is an error, so a
 half-trained sweep is never shipped.
 """
 
@@ -18,9 +20,10 @@ from absl import app, flags
 
 from compzoo import exports
 from compzoo.bench.distribution import FEATURES_ROOT
-from compzoo.codecs.learned import DPLC_OBJECTIVES, DPLC_RATES, GC_CHANNELS, GC_POINTS, SC_CHANNELS, WEIGHTS_ROOT
+from compzoo.codecs.learned import (DPLC_OBJECTIVES, DPLC_RATES, GC_CHANNELS, GC_POINTS, REFINE_RULES, SC_CHANNELS,
+                                    WEIGHTS_ROOT)
 
-FAMILIES = [f"dplc-{dataset}" for dataset in DPLC_RATES] + ["gc"]
+FAMILIES = [f"dplc-{dataset}" for dataset in DPLC_RATES] + ["gc", "jpeg-refine"]
 _FAMILY = flags.DEFINE_enum("family", "dplc-mnist", FAMILIES, "the weights folder to fill")
 _RUNS = flags.DEFINE_string("runs", "runs/dplc", "folder of the training workdirs")
 _FEATURES = flags.DEFINE_string("features", "", "the feature network's workdir (empty: leave it)")
@@ -29,6 +32,8 @@ _FEATURE_NAMES = {"dplc-mnist": "mnist", "dplc-cifar10": "cifar10", "gc": "camvi
 
 def layout(family: str) -> list[tuple[str, str]]:
   """(run name, folder under compzoo/weights/FAMILY) for every shipped point."""
+  if family == "jpeg-refine":
+    return [(rule, rule) for rule in REFINE_RULES]
   if family == "gc":
     points = [f"{GC_POINTS[entry]}-c{c}" for entry, channels in GC_CHANNELS.items() for c in channels]
     return [(point, point) for point in points + [f"sc-c{SC_CHANNELS}"]]

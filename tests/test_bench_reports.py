@@ -37,6 +37,18 @@ def test_family_names_expand_to_every_member():
   assert expand_sweeps(["jpeg:quality=5", "png"]) == ["jpeg:quality=5", "png"]
 
 
+def test_fixed_parameters_expand_the_sweep_and_name_their_own_curve():
+  from compzoo import zoo
+  names = expand_sweeps(["jpeg-refine:rule=uoro"])
+  assert names == [f"jpeg-refine:quality={q}:rule=uoro" for q in (10, 20, 30, 50)]
+  assert {zoo.curve_name(name) for name in names} == {"jpeg-refine:rule=uoro"}
+  default = zoo.get("jpeg-refine").params["rule"].default
+  assert zoo.curve_name(f"jpeg-refine:quality=20:rule={default}") == zoo.curve_name("jpeg-refine") == "jpeg-refine"
+  assert zoo.curve_name("jpeg:quality=20") == "jpeg" and zoo.curve_name("cpm-low") == "cpm"
+  with pytest.raises(Exception, match="expected one of"):
+    expand_sweeps(["jpeg-refine:rule=adam"])
+
+
 def _record(codec, bpp, psnr, ms_ssim):
   return BenchRecord(codec, "a.png", int(bpp * 1000), bpp, bpp / 3, psnr, ms_ssim, psnr + 5, False, 0.1, 0.1)
 

@@ -19,17 +19,23 @@ import jax
 import numpy as np
 import pytest
 
+from compzoo.data import pipeline
 from compzoo.train import mesh as mesh_lib
 from compzoo.train.loop import compile_step, new_train_state, place
 from compzoo.train.registry import make_objective
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
-METHODS = ("bmshj2018_factorized", "cpm", "dplc", "feature_net", "gc", "l3c", "pixelcnn")
+METHODS = ("bmshj2018_factorized", "cpm", "dplc", "feature_net", "gc", "l3c", "pixelcnn", "refine")
 TINY_TRAINED_ELSEWHERE = {"dplc": "tests/test_dplc.py", "gc": "tests/test_gc.py"}  # their tiny variants train there
 # Variants whose networks and objective another variant steps with more: SC's model is GC's encoder,
 # generator and multi-scale discriminator plus its label-map parts, trained on the same GAN objective.
-COVERED_BY = {("gc", "cpu-gc"): "cpu-sc", ("gc", "gpu-gc"): "gpu-sc"}
+# The refinement decoder's tiny variants are its cpu ones with fewer features.
+COVERED_BY = {("gc", "cpu-gc"): "cpu-sc", ("gc", "gpu-gc"): "gpu-sc",
+              **{("refine", f"tiny-{rule}"): f"cpu-{rule}" for rule in ("bptt", "tbptt", "sab", "uoro", "rtrl")}}
+# Recurrences over patches step at the smallest crop with a neighbour on every side (2×2 patches of 8): the
+# credit rules' cost grows with the crop, the network's shapes do not.
+RECURRENT_CROP = 16
 STEPS = 2
 
 
@@ -59,6 +65,8 @@ def test_variants_take_finite_steps(variants, astronaut):
   count = 2 if method == "dplc" else 1  # an MMD between latents needs two samples
   first.data.batch_size = count
   crop = first.data.crop if first.objective.get("distortion") == "ms_ssim" else min(first.data.crop, 64)
+  if first.objective.name == "recurrent":
+    crop = RECURRENT_CROP
   _, state = new_train_state(first)
   mesh = mesh_lib.make_mesh(jax.devices()[:1])
   photo = np.resize(astronaut, (max(crop, 512), max(crop, 512), 3))[:crop, :crop, :first.model.get("channels", 3)]
@@ -67,6 +75,9 @@ def test_variants_take_finite_steps(variants, astronaut):
     record["label"] = np.arange(count, dtype=np.int32)
   if first.objective.name == "segmentation" or first.model.get("label_classes"):
     record["label_map"] = np.indices((count, crop, crop)).sum(0).astype(np.int32) % 12
+  if first.data.get("jpeg_quality"):
+    record = pipeline.with_jpeg({"image": record["image"][0]}, first.data.jpeg_quality[0])
+    record = {key: value[None] for key, value in record.items()}
   batch = mesh_lib.shard_batch(record, mesh)
   graphdef, initial = place(state, mesh)
   stepped = set()

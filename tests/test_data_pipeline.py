@@ -207,3 +207,30 @@ def test_the_shared_mnist_files_become_8000_and_2000_records(tmp_path):
     counts += np.bincount([int(source[i]["label"]) for i in range(len(source))], minlength=10)
   assert {k: len(v) for k, v in splits.items()} == {"train": 8000, "test": 2000}
   assert counts.tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # MNIST's test labels
+
+
+def test_a_mixture_concatenates_sources_and_keeps_the_keys_they_share():
+  data = ml_collections.ConfigDict(dict(source="mixture", parts=[dict(source="embedded"), dict(source="embedded")]))
+  assert len(pipeline.record_source(data, "train")) == 8
+  labelled = [{"image": np.zeros((4, 4, 3), np.uint8), "label_map": np.zeros((4, 4), np.uint8)}]
+  plain = [{"image": np.ones((5, 5, 3), np.uint8)}] * 2
+  mixed = pipeline._Concatenated([pipeline._ArraySource(labelled), pipeline._ArraySource(plain)])
+  assert len(mixed) == 3 and [set(mixed[i]) for i in range(3)] == [{"image"}] * 3
+  assert mixed[2]["image"].shape == (5, 5, 3)
+  with pytest.raises(IndexError):
+    mixed[3]
+
+
+def test_jpeg_copies_are_made_after_the_crop_at_random_or_spread_qualities():
+  from compzoo import jpeg
+  source = pipeline.record_source(ml_collections.ConfigDict(dict(source="embedded")), "train")
+  batch = next(pipeline.train_batches(source, crop=24, batch_size=3, seed=1, jpeg_quality=(10, 12)))
+  assert batch["jpeg"].shape == batch["image"].shape and batch["jpeg_quality"].shape == (3, 2)
+  expected = {q: jpeg.quality_features(jpeg.quantization_tables(jpeg.encode(batch["image"][0], q))) for q in (10, 11, 12)}
+  match = [q for q, features in expected.items() if np.allclose(features, batch["jpeg_quality"][0])]
+  assert len(match) == 1
+  np.testing.assert_array_equal(batch["jpeg"][0], jpeg.decode(jpeg.encode(batch["image"][0], match[0])))
+  evaluation = pipeline.eval_batch(source, 16, 3, jpeg_quality=(5, 45))
+  assert list(evaluation["jpeg_quality"][:, 0]) == sorted(evaluation["jpeg_quality"][:, 0], reverse=True)
+  with pytest.raises(UsageError, match="jpeg_quality"):
+    pipeline.train_batches(source, crop=8, batch_size=1, seed=0, jpeg_quality=(50, 10))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ml_collections
 import pytest
 
 from compzoo import exports, models
@@ -40,6 +41,24 @@ def test_bench_train_reports_images_per_second():
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report["images_per_s"] > 0 and report["batch"] == [4, 64, 64, 3]
+  assert report["seconds_per_step"] > 0 and report["step_memory_mb"] > 0 and report["parameters"] > 0
+
+
+def test_bench_train_gives_jpeg_copies_to_the_refinement_decoder():
+  result = _app("bench_train", "--config=experiments/configs/refine.py:tiny-rtrl", "--steps=1", "--warmup=1")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert json.loads(result.stdout.strip().splitlines()[-1])["step_memory_mb"] > 0
+
+
+def test_credit_rules_compares_every_rule_with_bptt(tmp_path):
+  config = ml_collections.ConfigDict(dict(model=dict(name="refine", features=4, width=3, stages=2, memory_stride=3)))
+  exports.write(tmp_path / "export", config, models.build(config.model))
+  result = _app("credit_rules", f"--weights={tmp_path / 'export'}", "--samples=1,20", "--crop=16", f"--out={tmp_path}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  report = json.loads((tmp_path / "credit_rules.json").read_text())
+  assert report["against_bptt"]["rtrl"]["relative_error"] < 1e-5 and report["steps"] == 8
+  assert report["against_bptt"]["tbptt:8"]["relative_error"] == 0.0  # a window past the end
+  assert set(report["uoro_mean_cosine"]) == {"1", "20"}
 
 
 def test_cpm_ablation_compares_the_context_model_with_a_factorized_prior(tmp_path, astronaut):
@@ -115,3 +134,18 @@ def test_gc_eval_measures_codecs_on_camvid_with_label_maps_and_segmentation(tmp_
   for row in (rows["jpeg:quality=0"], rows["sc"]):
     assert row["bpp"] > 0 and row["swd"] > 0 and row["fid"] >= 0 and 0 <= row["miou"] <= 1
     assert row["psnr_preserved"] > 0 and 0 < row["ms_ssim_preserved"] <= 1
+
+
+def test_refine_table_compares_refinement_with_jpeg_at_identical_bytes(tmp_path):
+  bench = subprocess.run([sys.executable, "-m", "compzoo", "bench", "-m", "jpeg:quality=20,jpeg-refine:quality=20",
+                          "--images", "embedded", "--crop", "64", "--limit", "2", "--out", str(tmp_path), "--quiet"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert bench.returncode == 0, bench.stderr[-2000:]
+  result = _app("refine_table", f"--results={tmp_path / 'results.json'}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  row = next(line for line in result.stdout.splitlines() if line.startswith("| jpeg-refine | 20 |"))
+  cells = [cell.strip() for cell in row.strip("|").split("|")]
+  assert cells[2] == "2" and 0 < int(cells[3]) < 40  # only the container's longer codec name
+  assert (tmp_path / "refine_table.md").is_file()
+  result = _app("refine_table", f"--results={tmp_path / 'none.json'}")
+  assert result.returncode != 0 and "no bench results" in result.stderr

@@ -201,8 +201,8 @@ def test_noise_comes_from_the_seed_in_the_file(tmp_path):
   image = _scenes(5, 1)["image"][0]
   streams = bitstream.unpack(codec.compress(image)).streams
   assert len(streams) == 2 and len(streams[0]) == 4
-  same, _ = codec.model.decode_image(streams, image.shape, codec._prepared)
-  other, _ = codec.model.decode_image((b"\x00\x00\x00\x07", streams[1]), image.shape, codec._prepared)
+  same, _ = codec.model.decode_image(streams, image.shape, codec.prepared)
+  other, _ = codec.model.decode_image((b"\x00\x00\x00\x07", streams[1]), image.shape, codec.prepared)
   np.testing.assert_array_equal(same, codec.model.reconstruct(image))
   assert not np.array_equal(other, same)  # another seed, other noise, another picture
 

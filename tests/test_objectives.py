@@ -15,6 +15,7 @@ from compzoo.entropy.logistic_mixture import DiscretizedLogisticMixture
 from compzoo.rd import RDOutput
 from compzoo.train.adversarial import mmd
 from compzoo.train.registry import make_objective
+from toy_models import LinearRecurrence
 from train_helpers import run_steps
 
 DATA_MEAN = np.array([2.0, -1.0], np.float32)
@@ -151,25 +152,6 @@ def test_lossless_nll_falls_towards_the_entropy():
   assert np.mean([h["bpsp"] for h in history[-20:]]) < 5.0
 
 
-class LinearRecurrence(nnx.Module):
-  """h_t = tanh(w h_{t-1} + u x_t), output h_t: the per-step protocol the credit rules train through."""
-
-  def __init__(self, seed=0):
-    rng = np.random.default_rng(seed)
-    self.w = nnx.Param(jnp.asarray(rng.normal(0, 0.5, (4, 4)), jnp.float32))
-    self.u = nnx.Param(jnp.asarray(rng.normal(0, 0.5, (1, 4)), jnp.float32))
-
-  def init_carry(self, batch):
-    return jnp.zeros((batch["image"].shape[0], 4))
-
-  def step(self, carry, inputs_t):
-    carry = jnp.tanh(carry @ self.w[...] + inputs_t[:, None] @ self.u[...])
-    return carry, carry[:, 0]
-
-  def unroll(self, batch):
-    return batch["image"].T, batch["target"].T  # time-major
-
-
 def _sequence(steps=12):
   x = np.random.default_rng(0).normal(size=(16, steps)).astype(np.float32)
   target = np.zeros_like(x)
@@ -201,7 +183,7 @@ def test_truncated_bptt_with_a_window_past_the_end_is_bptt_exactly():
   # With a window of 1 the output unit's own input weight still learns, but the units that reach the
   # output only through earlier steps get nothing: exactly what truncation means.
   assert one["u"][0, 0] != 0 and (one["u"][0, 1:] == 0).all() and (full["u"][0, 1:] != 0).all()
-  assert set(metrics) >= {"loss", "loss/first_step", "loss/last_step", "grad_norm"}
+  assert set(metrics) >= {"loss", "loss/first_stage", "loss/last_stage", "grad_norm"}
 
 
 def test_bptt_matches_an_explicit_unrolled_gradient():
@@ -225,8 +207,8 @@ def test_per_step_losses_are_the_objective_s_choice():
   every, every_metrics = _gradient("bptt", steps="all")
   last, last_metrics = _gradient("bptt", steps="last")
   assert not np.allclose(every["w"], last["w"])
-  assert float(last_metrics["loss/first_step"]) == 0.0 < float(every_metrics["loss/first_step"])
-  assert np.isclose(float(last_metrics["loss"]), float(last_metrics["loss/last_step"]))
+  assert float(last_metrics["loss/first_stage"]) == 0.0 < float(every_metrics["loss/first_stage"])
+  assert np.isclose(float(last_metrics["loss"]), float(last_metrics["loss/last_stage"]))
 
 
 def test_recurrent_training_through_the_loop_step_lowers_the_loss():
@@ -243,7 +225,7 @@ def test_unknown_objectives_and_settings_are_usage_errors():
     make_objective(ml_collections.ConfigDict(dict(name="rate_distortion", lambda_=1)))
   with pytest.raises(UsageError, match="hinge"):
     make_objective(ml_collections.ConfigDict(dict(name="gan", loss="wasserstein")))
-  for credit in ("tbptt:0", "tbptt", "sab:2", "bptt:3"):
+  for credit in ("tbptt:0", "tbptt", "sab", "sab:0", "uoro:2", "rtrl:x", "bptt:3", "kfac"):
     with pytest.raises(UsageError, match="credit|truncated"):
       make_objective(ml_collections.ConfigDict(dict(name="recurrent", credit=credit)))
 

@@ -3,9 +3,11 @@ model 'toy' (config: ``dict(name="toy", kind=...)``)."""
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from compzoo import models
+from compzoo.nn.recurrence import Memory, Unroll
 from compzoo.rd import RDOutput
 
 VOID = 11  # CamVid's unlabelled class
@@ -53,6 +55,30 @@ class PixelClassifier(nnx.Module):
   def segment(self, images, side=None):
     hidden = jax.nn.relu(self.first(jnp.asarray(images, jnp.float32) / 127.5 - 1.0))
     return self.logits(jax.nn.relu(self.second(hidden)))
+
+
+class LinearRecurrence(nnx.Module):
+  """h_t = tanh(w h_{t-1} + u x_t), output h_t[0]: one slot read and written at every step. With a
+  ``memory`` (stride, topk) each step also reads the kept states through sparse attention, as SAB's
+  models do. Records: ``image`` (inputs) and ``target``, both [batch, steps]."""
+
+  def __init__(self, seed=0, width=4, memory=None):
+    rng = np.random.default_rng(seed)
+    self.w = nnx.Param(jnp.asarray(rng.normal(0, 0.5, (width, width)), jnp.float32))
+    self.u = nnx.Param(jnp.asarray(rng.normal(0, 0.5, (1, width)), jnp.float32))
+    self.width, self.memory = width, None if memory is None else Memory(*memory)
+
+  def unroll(self, batch):
+    steps = batch["image"].shape[1]
+    return Unroll(inputs=batch["image"], targets=batch["target"], reads=np.zeros((steps, 1), np.int32),
+                  writes=np.zeros(steps, np.int32), stages=np.arange(steps), slots=1, width=self.width,
+                  memory=self.memory)
+
+  def update(self, reads, inputs_t):
+    return jnp.tanh(reads[:, 0] @ self.w[...] + inputs_t[:, None] @ self.u[...]), None
+
+  def readout(self, state, aux, inputs_t):
+    return state[:, 0]
 
 
 def build(*, rngs: nnx.Rngs, kind: str, **settings):

@@ -44,15 +44,13 @@ def markdown_table(summary) -> str:
 
 def curves(summary) -> dict[str, list[dict]]:
   """Lossy summary rows grouped into RD curves: a zoo entry's sweep, or a family of entries (cpm-low,
-  cpm-mid, cpm-high make 'cpm'); codecs outside the zoo (a workdir) are their own curve."""
-  registry = zoo.entries()
+  cpm-mid, cpm-high make 'cpm'), with the parameters it does not sweep fixed ('jpeg-refine:rule=uoro');
+  codecs outside the zoo (a workdir) are their own curve."""
   grouped = {}
   for row in summary:
     if row["exact"] or row["psnr"] is None:
       continue
-    name = zoo.parse_codec_name(row["codec"])[0]
-    entry = registry.get(name)
-    grouped.setdefault(entry.curve() if entry else name, []).append(row)
+    grouped.setdefault(zoo.curve_name(row["codec"]), []).append(row)
   return grouped
 
 
@@ -101,15 +99,16 @@ def same_rate_table(summary, anchor: str) -> str:
 
 
 def write_reports(records, out_dir, anchor: str | None = None) -> dict[str, Path]:
-  """results.json, summary.md (with BD-rates against ``anchor`` when given) and RD plots."""
+  """results.json, summary.md (with BD-rates against ``anchor`` when given: a curve name, or several
+  joined by commas) and RD plots."""
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   paths = {"json": out / "results.json", "markdown": out / "summary.md"}
   paths["json"].write_text(json.dumps([dataclasses.asdict(r) for r in records], indent=1) + "\n")
   summary = summarize(records)
   text = markdown_table(summary)
-  if anchor:
-    text += "\n\n" + bd_rate_table(summary, anchor) + "\n\n" + same_rate_table(summary, anchor)
+  for name in filter(None, (anchor or "").split(",")):
+    text += "\n\n" + bd_rate_table(summary, name) + "\n\n" + same_rate_table(summary, name)
   paths["markdown"].write_text(text + "\n")
   grouped = curves(summary)
   if grouped:

@@ -58,11 +58,12 @@ def measure(codec_spec: str, codec, name: str, image: np.ndarray, side: Mapping 
 
 def expand_sweeps(specs: list[str]) -> list[str]:
   """Bare lossy names expand to their sweep of operating points, family and group names ('cpm',
-  'dplc-mnist') to every member's; 'NAME:key=value' stays as given."""
+  'dplc-mnist') to every member's; 'NAME:key=value' expands the sweep with those parameters fixed unless it
+  sets a swept one ('jpeg:quality=5' stays as given)."""
   names = []
   for spec in specs:
     if ":" in spec:
-      names.append(spec)
+      names += zoo.expand_sweep(spec)
       continue
     for entry in zoo.group(spec) or [zoo.get(spec)]:
       names += zoo.sweep_names(entry)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import imagecodecs
 import numpy as np
 
+from compzoo import jpeg
 from compzoo.codecs.base import Codec
 from compzoo.codecs.entries import Param, ZooEntry
 from compzoo.errors import BitstreamError
@@ -52,7 +53,7 @@ _entry("jpeg2000-lossless", "JPEG 2000 reversible 5/3 wavelet with colour transf
 _entry("jpegxl-lossless", "JPEG XL lossless, effort 7", True,
        lambda x: imagecodecs.jpegxl_encode(x, lossless=True, effort=7), imagecodecs.jpegxl_decode)
 _entry("jpeg", "JPEG (libjpeg), 4:2:0, optimized Huffman", False,
-       lambda x, quality: imagecodecs.jpeg8_encode(x, level=quality, optimize=True), imagecodecs.jpeg8_decode,
+       jpeg.encode, imagecodecs.jpeg8_decode,
        {"quality": Param(int, 75, 0, 100)}, [{"quality": q} for q in (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)])
 _entry("webp", "WebP lossy, method 6", False,
        lambda x, quality: imagecodecs.webp_encode(x, level=quality, lossless=False, method=6),

@@ -21,6 +21,9 @@ GUARANTEES = {
              "pixels are the float synthesis, equal up to a rare one-level rounding",
     "shipped-tables": "exact on any backend: symbols decode exactly (integer coding tables ship inside the "
                       "weights); pixels are the float synthesis, equal up to a rare one-level rounding",
+    "jpeg-bitstream": "exact on any backend: the stream is a baseline JPEG, which libjpeg's integer inverse DCT "
+                      "decodes to the same pixels everywhere (the file's check proves it); the refinement on "
+                      "top is float, equal up to a rare one-level rounding",
     "same-backend": "same backend only: tables come from float network outputs; another backend gives a "
                     "BitstreamError, never a wrong image",
 }
@@ -42,6 +45,20 @@ class Param:
       raise UsageError(f"parameter {key}={raw!r}: expected {self.kind.__name__}") from None
     if not self.low <= value <= self.high:
       raise UsageError(f"parameter {key}={value} outside [{self.low}, {self.high}]")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  """A codec parameter naming one of a few options (jpeg-refine's ``rule``: which training's weights)."""
+
+  names: tuple[str, ...]
+  default: str
+
+  def parse(self, key: str, raw) -> str:
+    value = str(raw).strip().lower()
+    if value not in self.names:
+      raise UsageError(f"parameter {key}={raw!r}: expected one of {', '.join(self.names)}")
     return value
 
 
@@ -78,7 +95,7 @@ class ZooEntry:
   description: str
   lossless: bool | None  # None: decided by the weights (the 'learned' entry)
   build: Callable[..., "object"]  # build(name, **params) -> Codec named ``name`` (canonical)
-  params: Mapping[str, Param | ClassSet] = dataclasses.field(default_factory=dict)
+  params: Mapping[str, Param | Choice | ClassSet] = dataclasses.field(default_factory=dict)
   sweep: tuple[Mapping[str, float], ...] = ()  # operating points for rate-distortion curves
   checkpoint: str | None = None  # repo-relative path of shipped weights, for learned codecs
   kind: str = "classic"

@@ -16,7 +16,7 @@ import numpy as np
 
 from compzoo import bitstream
 from compzoo.codecs.base import Codec, check_image
-from compzoo.codecs.entries import ClassSet, Param, ZooEntry
+from compzoo.codecs.entries import Choice, ClassSet, Param, ZooEntry
 from compzoo.data.images import CAMVID_CLASSES
 from compzoo.errors import BitstreamError, UsageError
 
@@ -39,7 +39,7 @@ class LearnedCodec(Codec):
     self.image_shape = getattr(model, "image_shape", None)
     if tables is None and hasattr(model, "coding_tables"):
       tables = model.coding_tables()  # an export written before tables shipped: built here, on this backend
-    self._prepared = model.prepare_coding(tables)  # built once; encoder and decoder share it
+    self.prepared = model.prepare_coding(tables)  # built once; encoder and decoder share it (entries may set options in it)
 
   @classmethod
   def from_path(cls, path, name: str = LEARNED) -> "LearnedCodec":
@@ -48,13 +48,13 @@ class LearnedCodec(Codec):
     return cls(name, export.model, export.weights_id, export.tables, Path(path))
 
   def encode_streams(self, image: np.ndarray, **side):
-    return self.model.encode_image(image, self._prepared, **side)
+    return self.model.encode_image(image, self.prepared, **side)
 
   def decode_streams(self, streams, shape):
-    return self.model.decode_image(streams, shape, self._prepared)
+    return self.model.decode_image(streams, shape, self.prepared)
 
   def check_claim(self, streams, shape):
-    needed = self.model.min_stream_bits(shape, self._prepared)
+    needed = self.model.min_stream_bits(shape, self.prepared)
     have = 8 * sum(len(s) for s in streams)
     if have < 0.99 * needed - 64:  # the slack covers the range coder's rounding, never a real file
       raise BitstreamError(f"{self.name}: {have} bits of streams cannot hold a {shape[1]}x{shape[0]} image "
@@ -70,7 +70,7 @@ class LearnedCodec(Codec):
       if container.codec != self.name or container.weights_id != self.weights_id:
         raise BitstreamError(f"file was written by {container.codec!r} with other weights, not by {self.name!r}")
       self.check_claim(container.streams, container.shape)
-      return self.model.latents_of_streams(container.streams, container.shape, self._prepared)
+      return self.model.latents_of_streams(container.streams, container.shape, self.prepared)
     return self.model.latents_of_image(check_image(source))
 
 
@@ -179,6 +179,26 @@ _learned("sc", f"Selective generative compression (Agustsson et al. 2019) at {SC
          "CamVid's label map (compress --label-map) and synthesizes the classes in synthesize=NAME+NAME from it; "
          "the map's bits count (shipped, small)", False, "shipped-tables", checkpoint="compzoo/weights/gc",
          params={"synthesize": SC_SYNTHESIZE}, sweep=tuple({"synthesize": s} for s in SC_SWEEP), build=_sc_codec)
+
+# Recurrent refinement of JPEG (Ororbia & Mali 2019): the file is jpeg:quality=Q's stream, byte for byte; the
+# decoder refines libjpeg's pixels with a network trained by one of five credit rules (compzoo/weights/
+# jpeg-refine/<rule>, one network for every quality). The default rule is the one whose network did best.
+REFINE_RULES = ("bptt", "tbptt", "sab", "uoro", "rtrl")
+REFINE_RULE = Choice(REFINE_RULES, "bptt")
+REFINE_QUALITIES = (10, 20, 30, 50)
+
+
+def _refine_codec(canonical: str, quality: int, rule: str) -> LearnedCodec:
+  codec = LearnedCodec.from_path(shipped("jpeg-refine", rule), name=canonical)
+  codec.prepared["quality"] = quality  # the encoder's; decoding reads the JPEG's own tables
+  return codec
+
+
+_learned("jpeg-refine", "JPEG (the bytes of jpeg:quality=Q) decoded by a recurrent network that refines libjpeg's "
+         "pixels 8x8 block by block in 3 sweeps (Ororbia & Mali 2019); rule=bptt|tbptt|sab|uoro|rtrl picks the "
+         "credit rule its network was trained with (shipped, small)", False, "jpeg-bitstream",
+         checkpoint="compzoo/weights/jpeg-refine", params={"quality": Param(int, 50, 1, 100), "rule": REFINE_RULE},
+         sweep=tuple({"quality": q} for q in REFINE_QUALITIES), build=_refine_codec)
 
 _lossless_entry = functools.partial(_shipped_entry, lossless=True, guarantee="same-backend")
 _lossless_entry("l3c", "L3C (Mentzer et al. 2019): hierarchical learned lossless coding, learned auxiliary "

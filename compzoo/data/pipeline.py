@@ -17,11 +17,12 @@ from typing import Iterator, Mapping, Sequence
 import grain
 import numpy as np
 
+from compzoo import jpeg
 from compzoo.data.images import embedded_images
 from compzoo.errors import UsageError
 
 LOCAL_SOURCES = ("folder", "paired_folders", "class_zips", "mnist_idx")  # compzoo/data/builders.py
-SOURCES = LOCAL_SOURCES + ("tfds", "embedded")
+SOURCES = LOCAL_SOURCES + ("tfds", "embedded", "mixture")
 RECORD_KEYS = ("image", "label_map", "label")
 SPATIAL_KEYS = ("image", "label_map")
 
@@ -37,6 +38,26 @@ class _ArraySource(Sequence):
 
   def __getitem__(self, index):
     return self._records[index]
+
+
+class _Concatenated(Sequence):
+  """Several sources one after the other, their records cut to the keys every source has (BSDS500's
+  photos and CamVid's frames mix as images)."""
+
+  def __init__(self, sources: Sequence[Sequence]):
+    self._sources = [source for source in sources if len(source)]
+    self._starts = np.cumsum([0] + [len(source) for source in self._sources])
+    self._keys = set.intersection(*(set(source[0]) for source in self._sources)) if self._sources else set()
+
+  def __len__(self):
+    return int(self._starts[-1])
+
+  def __getitem__(self, index):
+    if not 0 <= index < len(self):
+      raise IndexError(index)
+    part = int(np.searchsorted(self._starts, index, side="right")) - 1
+    record = self._sources[part][index - int(self._starts[part])]
+    return {key: value for key, value in record.items() if key in self._keys}
 
 
 class RecordSource(Sequence):
@@ -70,9 +91,12 @@ def record_source(data: Mapping, split: str) -> RecordSource:
 
   data.source: 'folder', 'paired_folders', 'class_zips', 'mnist_idx' (data.path, data.downscale; cached as
   TFDS array_record under data.data_dir), 'tfds' (data.name, a prepared TFDS dataset in data.data_dir,
-  e.g. 'div2k' or 'cityscapes', keys renamed by data.rename), or 'embedded'.
+  e.g. 'div2k' or 'cityscapes', keys renamed by data.rename), 'embedded', or 'mixture' (data.parts: a
+  list of such sections, concatenated).
   """
   source = data.get("source")
+  if source == "mixture":  # data.parts: data sections of their own, e.g. BSDS500 and CamVid
+    return RecordSource(_Concatenated([record_source(part, split) for part in data.get("parts", ())]))
   if source == "embedded":
     images = [{"image": image} for image in embedded_images().values()]
     # Embedded photos have no splits: evaluation uses the last one, training the others.
@@ -123,6 +147,30 @@ def random_crop_flip(record: dict, size: int, rng: np.random.Generator, flip: bo
   return out
 
 
+class JpegDegrade(grain.transforms.RandomMap):
+  """Adds the record's image through baseline JPEG at a quality drawn uniformly from ``qualities`` (low,
+  high): ``jpeg`` (libjpeg's pixels) and ``jpeg_quality`` (compzoo.jpeg.quality_features). Runs after the
+  crop, so JPEG's 8×8 grid starts at the crop's corner, as it does for a whole image."""
+
+  def __init__(self, qualities):
+    self.low, self.high = check_qualities(qualities)
+
+  def random_map(self, record, rng: np.random.Generator):
+    return with_jpeg(record, int(rng.integers(self.low, self.high + 1)))
+
+
+def check_qualities(qualities) -> tuple[int, int]:
+  low, high = (int(q) for q in qualities)
+  if not 1 <= low <= high <= 100:
+    raise UsageError(f"data.jpeg_quality must be (low, high) with 1 <= low <= high <= 100, got {qualities}")
+  return low, high
+
+
+def with_jpeg(record: dict, quality: int) -> dict:
+  decoded, features = jpeg.degrade(record["image"], quality)
+  return {**record, "jpeg": decoded, "jpeg_quality": features}
+
+
 def center_crop(record: dict, size: int) -> dict:
   record = _pad_to_at_least(record, size)
   height, width = record["image"].shape[:2]
@@ -149,19 +197,29 @@ def _pad_to_at_least(record: dict, size: int) -> dict:
 
 
 def train_batches(source, crop: int, batch_size: int, seed: int, start_step: int = 0,
-                  num_threads: int = 2, flip: bool = True) -> Iterator[dict]:
+                  num_threads: int = 2, flip: bool = True, jpeg_quality=None) -> Iterator[dict]:
   """Endless batches of records (image: batch_size×crop×crop×C uint8, ...), starting at batch ``start_step``.
-  ``flip=False`` for data whose mirror images are not samples of it (digits)."""
+  ``flip=False`` for data whose mirror images are not samples of it (digits); ``jpeg_quality`` (low,
+  high) adds each crop's JPEG at a random quality (``JpegDegrade``)."""
   if len(source) == 0:
     raise UsageError("the training split has no records")
-  dataset = (grain.MapDataset.source(source).seed(seed).shuffle().repeat(None)
-             .random_map(RandomCropFlip(crop, flip)).batch(batch_size, drop_remainder=True))
+  dataset = grain.MapDataset.source(source).seed(seed).shuffle().repeat(None).random_map(RandomCropFlip(crop, flip))
+  if jpeg_quality:
+    dataset = dataset.random_map(JpegDegrade(jpeg_quality))
+  dataset = dataset.batch(batch_size, drop_remainder=True)
   dataset = dataset.slice(slice(start_step, None))
   options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=4)
   return iter(dataset.to_iter_dataset(read_options=options))
 
 
-def eval_batch(source, crop: int, count: int) -> dict:
-  """A fixed batch of center crops of the first ``count`` records (for logged metrics and pictures)."""
-  records = [center_crop(source[i], crop) for i in range(min(count, len(source)))]
+def eval_batch(source, crop: int, count: int, jpeg_quality=None) -> dict:
+  """A fixed batch of center crops of ``count`` records spread over the source (for logged metrics and
+  pictures); with ``jpeg_quality``, their JPEGs at qualities spread evenly over (low, high)."""
+  count = min(count, len(source))
+  picks = np.linspace(0, len(source) - 1, count).round().astype(int) if count else []
+  records = [center_crop(source[int(i)], crop) for i in picks]
+  if jpeg_quality:
+    low, high = check_qualities(jpeg_quality)
+    qualities = np.linspace(low, high, len(records)).round().astype(int)
+    records = [with_jpeg(record, int(q)) for record, q in zip(records, qualities)]
   return {key: np.stack([r[key] for r in records]) for key in records[0]}

@@ -30,6 +30,7 @@ ARCHITECTURES = {
     "gc": "compzoo.models.gc",
     "l3c": "compzoo.models.l3c",
     "pixelcnn": "compzoo.models.pixelcnn",
+    "refine": "compzoo.models.refine",
     "segmenter": "compzoo.models.segmenter",
 }
 TRAINING_ONLY = ("discriminator", "latent_discriminator")

@@ -1,5 +1,6 @@
-"""Where a run's numbers go: WORKDIR/metrics.csv (step first, one column per metric), TensorBoard events
-(scalars, reconstructions) and a progress bar with rate and ETA."""
+"""Where a run's numbers go: WORKDIR/metrics.csv (training, step first, one column per metric),
+WORKDIR/eval.csv (the loop's evaluations, same layout), TensorBoard events (scalars, reconstructions) and a
+progress bar with rate and ETA."""
 
 from __future__ import annotations
 
@@ -11,44 +12,52 @@ import numpy as np
 from tqdm import tqdm
 
 
-class MetricsLog:
-  def __init__(self, workdir, start_step: int, total_steps: int, progress: bool = True):
-    from tensorboardX import SummaryWriter  # imported here: it is slow to import and only runs need it
-    self.path = Path(workdir) / "metrics.csv"
-    self.columns = self._resume_csv(start_step)
-    self.tensorboard = SummaryWriter(str(Path(workdir) / "tensorboard"))
-    self.bar = tqdm(total=total_steps, initial=start_step, unit="step", disable=not progress,
-                    dynamic_ncols=True, mininterval=1.0)
+class CsvLog:
+  """Rows of (step, metrics...) in one CSV; a resumed run drops the rows written after its restored step
+  (they belong to the interrupted run)."""
 
-  def _resume_csv(self, start_step: int) -> list[str] | None:
-    """Keeps rows up to the restored step (later ones belong to the interrupted run) and the header."""
-    if not self.path.is_file():
-      return None
-    with self.path.open(newline="") as f:
-      rows = list(csv.reader(f))
-    if not rows:
-      return None
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= start_step]
-    with self.path.open("w", newline="") as f:
-      csv.writer(f).writerows(kept)
-    return rows[0]
+  def __init__(self, path: Path, start_step: int):
+    self.path = path
+    self.columns = None
+    if path.is_file():
+      with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+      if rows:
+        kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= start_step]
+        with path.open("w", newline="") as f:
+          csv.writer(f).writerows(kept)
+        self.columns = rows[0]
 
-  def advance(self, steps: int = 1) -> None:
-    self.bar.update(steps)
-
-  def scalars(self, step: int, values: dict[str, float]) -> None:
+  def write(self, step: int, values: dict[str, float]) -> None:
     if self.columns is None:
       self.columns = ["step"] + sorted(values)
       with self.path.open("w", newline="") as f:
         csv.writer(f).writerow(self.columns)
     with self.path.open("a", newline="") as f:
       csv.writer(f).writerow([step] + [_format(values.get(c, math.nan)) for c in self.columns[1:]])
+
+
+class MetricsLog:
+  def __init__(self, workdir, start_step: int, total_steps: int, progress: bool = True):
+    from tensorboardX import SummaryWriter  # imported here: it is slow to import and only runs need it
+    self.train_csv = CsvLog(Path(workdir) / "metrics.csv", start_step)
+    self.eval_csv = CsvLog(Path(workdir) / "eval.csv", start_step)
+    self.tensorboard = SummaryWriter(str(Path(workdir) / "tensorboard"))
+    self.bar = tqdm(total=total_steps, initial=start_step, unit="step", disable=not progress,
+                    dynamic_ncols=True, mininterval=1.0)
+
+  def advance(self, steps: int = 1) -> None:
+    self.bar.update(steps)
+
+  def scalars(self, step: int, values: dict[str, float]) -> None:
+    self.train_csv.write(step, values)
     for name, value in values.items():
       self.tensorboard.add_scalar(f"train/{name}", value, step)
     if "loss" in values:
       self.bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
 
   def evaluation(self, step: int, values: dict[str, float], images: np.ndarray | None = None) -> None:
+    self.eval_csv.write(step, values)
     for name, value in values.items():
       self.tensorboard.add_scalar(f"eval/{name}", value, step)
     if images is not None and images.ndim == 4:

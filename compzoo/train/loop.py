@@ -62,7 +62,12 @@ def compile_step(objective: Objective, graphdef, mesh):
   The objective is an argument of the compiled program (its weights are traced), so one train state's step
   runs objectives that differ only in such numbers (cpm's rate targets) without compiling again."""
   step = _jitted_step(graphdef, mesh)
-  return lambda state, batch, key: step(state, batch, key, objective)
+
+  def run(state, batch, key):
+    return step(state, batch, key, objective)
+
+  run.lower = lambda state, batch, key: step.lower(state, batch, key, objective)  # for memory analyses
+  return run
 
 
 def compile_eval(objective: Objective, graphdef, mesh):
@@ -128,11 +133,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
   eval_fn = compile_eval(objective, graphdef, mesh)
 
   train_source = pipeline.record_source(config.data, "train")
+  degrade = config.data.get("jpeg_quality")
   eval_records = pipeline.eval_batch(_eval_source(config.data, train_source), config.data.crop,
-                                     train_cfg.get("eval_images", 4))
+                                     train_cfg.get("eval_images", 4), degrade)
   batches = pipeline.train_batches(train_source, config.data.crop, local_batch,
                                    seed=train_cfg.seed + 7919 * jax.process_index(), start_step=start,
-                                   flip=config.data.get("flip", True))
+                                   flip=config.data.get("flip", True), jpeg_quality=degrade)
   base_key = jax.random.PRNGKey(train_cfg.seed)
   log = MetricsLog(workdir, start, total, progress=progress and jax.process_index() == 0)
   last, pending, interval_start, done = {}, [], time.perf_counter(), start

@@ -24,6 +24,7 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from compzoo import metrics, rd
@@ -118,10 +119,13 @@ class Lossless(SingleLoss):
 
 @flax.struct.dataclass
 class Recurrent(Objective):
-  """A recurrent model's unroll (``init_carry``, ``step``, ``unroll``: see compzoo/train/credit.py) with
-  a loss at every step: ``distortion`` between the step's output and target, weighted by ``steps``
-  ('all': the sum over steps; 'last': only the final step). ``credit`` says how gradients flow back
-  through the unroll: 'bptt' or 'tbptt:K'. The first carry is taken as given (not differentiated)."""
+  """A recurrent model's unroll (``model.unroll(batch)`` -> compzoo.nn.recurrence.Unroll, with the
+  model's ``update(reads, inputs_t) -> (state, aux)`` and ``readout(state, aux, inputs_t) -> output``)
+  with a loss at every step: ``distortion`` between the step's output and target, summed over the
+  steps of each stage and averaged within it ('all': every stage counts; 'last': only the last).
+  ``credit`` says how gradients flow back through the unroll (compzoo/train/credit.py: 'bptt',
+  'tbptt:K', 'sab:K', 'uoro', 'rtrl'); rules see one record at a time and the batch's gradients are
+  averaged."""
 
   credit: str = static_field("bptt")
   distortion: str = static_field("mse")
@@ -132,31 +136,79 @@ class Recurrent(Objective):
     if self.steps not in ("all", "last"):
       raise UsageError(f"recurrent objective steps={self.steps!r}: use 'all' or 'last'")
 
-  def update(self, model, optimizers, batch, key):
-    del key
-    optimizer = optimizers["model"]
-    graphdef, params, rest = nnx.split(model, optimizer.wrt, ...)
-    inputs, targets = model.unroll(batch)
-    count = jax.tree.leaves(targets)[0].shape[0]
-    weights = jnp.ones(count) if self.steps == "all" else jnp.zeros(count).at[-1].set(1.0)
+  def _recurrence(self, model, wrt, unroll, weights):
+    """The model's unroll as one record's pure per-step functions of the trainable parameters."""
+    graphdef, params, rest = nnx.split(model, wrt, ...)
+    one = lambda tree: jax.tree.map(lambda leaf: leaf[None], tree)  # the model's methods take batches
 
-    def step(params, carry, x_t):
-      inputs_t, target_t, weight_t = x_t
-      carry, output_t = nnx.merge(graphdef, params, rest).step(carry, inputs_t)
-      return carry, weight_t * rd.distortion(target_t, output_t, self.distortion)
+    def update(params, reads, x_t):
+      state, aux = nnx.merge(graphdef, params, rest).update(reads[None], one(x_t["inputs"]))
+      return state[0], aux
 
+    def readout(params, state, aux, x_t):
+      output = nnx.merge(graphdef, params, rest).readout(state[None], aux, one(x_t["inputs"]))
+      return x_t["weight"] * rd.distortion(one(x_t["target"]), output, self.distortion)
+
+    recurrence = credit.Recurrence(update, readout, unroll.reads, unroll.writes, unroll.slots, unroll.width,
+                                   unroll.memory)
+    batch = jax.tree.leaves(unroll.targets)[0].shape[0]
+    xs = {"inputs": unroll.inputs, "target": unroll.targets,
+          "weight": jnp.broadcast_to(jnp.asarray(weights, jnp.float32), (batch, unroll.steps))}
+    return recurrence, params, xs
+
+  def gradients(self, model, wrt, batch, key):
+    """(metrics, gradients of the parameters ``wrt`` filters, averaged over the batch) under the rule."""
+    unroll = model.unroll(batch)
+    if credit.needs_memory(self.credit) and unroll.memory is None:
+      raise UsageError(f"credit {self.credit!r} backtracks through an attention memory; this model has none "
+                       "(give it one: memory_stride, memory_topk)")
+    recurrence, params, xs = self._recurrence(model, wrt, unroll, stage_weights(unroll.stages, self.steps))
     rule = credit.parse_credit(self.credit)
-    (loss, losses), grads = rule.value_and_grad(step, params, model.init_carry(batch), (inputs, targets, weights))
+    keys = jax.random.split(key if key is not None else jax.random.PRNGKey(0), jax.tree.leaves(xs)[0].shape[0])
+    (totals, losses), grads = jax.vmap(lambda x, k: rule.value_and_grad(recurrence, params, x, k))(xs, keys)
+    grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+    first, last = stage_losses(losses, unroll.stages)
+    return {"loss": jnp.mean(totals), "loss/first_stage": first, "loss/last_stage": last,
+            "grad_norm": global_norm(grads)}, grads
+
+  def update(self, model, optimizers, batch, key):
+    optimizer = optimizers["model"]
+    step_metrics, grads = self.gradients(model, optimizer.wrt, batch, key)
     optimizer.update(model, grads)
-    return {"loss": loss, "loss/first_step": losses[0], "loss/last_step": losses[-1], "grad_norm": global_norm(grads)}
+    return step_metrics
 
   def evaluate(self, model, batch):
-    inputs, targets = model.unroll(batch)
-    graphdef, state = nnx.split(model)
-    step = lambda carry, x_t: nnx.merge(graphdef, state).step(carry, x_t)
-    _, outputs = jax.lax.scan(step, model.init_carry(batch), inputs)
-    last = lambda tree: jax.tree.map(lambda x: x[-1], tree)
-    return {"distortion/last_step": rd.distortion(last(targets), last(outputs), self.distortion)}, None
+    """Per-stage distortion (each stage's mean over its steps) and, where the unroll has a baseline (the
+    output with no network: JPEG's pixels for the refinement decoder), its distortion too."""
+    unroll = model.unroll(batch)
+    recurrence, params, xs = self._recurrence(model, nnx.Param, unroll, np.ones(unroll.steps))
+    losses = jax.vmap(lambda x: credit.forward(recurrence, params, x))(xs)
+    first, last = stage_losses(losses, unroll.stages, mean=True)
+    result = {f"{self.distortion}/first_stage": first, f"{self.distortion}/last_stage": last}
+    if unroll.baseline is not None:
+      base = rd.distortion(unroll.targets, unroll.baseline, self.distortion)
+      result[f"{self.distortion}/baseline"] = base
+      if self.distortion == "mse":
+        result["psnr_gain_db"] = 10.0 * jnp.log10(base / last)
+    return result, None
+
+
+def stage_weights(stages: np.ndarray, which: str) -> np.ndarray:
+  """Per-step loss weights: each counted stage's steps share weight 1 (a stage's loss is its steps'
+  mean), 'all' stages or the 'last' only."""
+  stages = np.asarray(stages)
+  counts = np.bincount(stages)
+  weights = 1.0 / counts[stages]
+  return weights if which == "all" else np.where(stages == stages.max(), weights, 0.0)
+
+
+def stage_losses(losses, stages, mean: bool = False):
+  """The first and the last stage's share of per-step losses [batch, T], averaged over the batch (summed
+  over the stage's steps, or their mean)."""
+  stages = np.asarray(stages)
+  pick = lambda stage: jnp.mean(jnp.sum(losses[:, stages == stage], axis=1)) / (
+      np.sum(stages == stage) if mean else 1)
+  return pick(stages.min()), pick(stages.max())
 
 
 @flax.struct.dataclass
