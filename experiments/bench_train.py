@@ -55,7 +55,8 @@ def main(argv):
     state, metrics = step(state, batch, key)
   jax.block_until_ready(metrics)
   seconds = time.perf_counter() - start
-  print(json.dumps({"device": str(jax.devices()[0].device_kind), "devices": jax.device_count(),
+  print(json.dumps({"config": FLAGS["config"].config_filename, "device": str(jax.devices()[0].device_kind),
+                    "devices": jax.device_count(),
                     "batch": shape, "steps_per_s": round(FLAGS.steps / seconds, 3),
                     "seconds_per_step": round(seconds / FLAGS.steps, 4),
                     "images_per_s": round(FLAGS.steps * shape[0] / seconds, 2),

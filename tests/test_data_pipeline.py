@@ -3,6 +3,7 @@ folders, class-labelled zips and MNIST IDX files become records; the 'tfds' load
 by name; the grain pipeline crops and flips every spatial key together, and batches depend only on
 (seed, step)."""
 
+import concurrent.futures
 import gzip
 import io
 import struct
@@ -45,6 +46,16 @@ def test_folder_splits_hold_the_images_exactly(folder, tmp_path):
   assert decoded.keys() == images.keys()
   for name, image in images.items():
     np.testing.assert_array_equal(decoded[name]["image"], image)
+
+
+def test_two_jobs_building_the_same_data_at_once_both_get_it(folder, tmp_path):
+  """Two training runs started together used to race: the second finished its copy, failed to rename it
+  onto the first's and crashed (FileExistsError). Now one builds while the other waits, then reads."""
+  root, images = folder
+  with concurrent.futures.ThreadPoolExecutor(3) as pool:
+    results = list(pool.map(lambda _: prepare("folder", root, tmp_path), range(3)))
+  for splits in results:
+    assert _by_name(splits["train"]).keys() | _by_name(splits["val"]).keys() == images.keys()
 
 
 def test_downscaled_folders_are_a_separate_cache(folder, tmp_path):

@@ -41,6 +41,7 @@ def test_bench_train_reports_images_per_second():
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report["images_per_s"] > 0 and report["batch"] == [4, 64, 64, 3]
+  assert report["config"] == "experiments/configs/bmshj2018_factorized.py:tiny"  # rows of a loop say which
   assert report["seconds_per_step"] > 0 and report["step_memory_mb"] > 0 and report["parameters"] > 0
 
 

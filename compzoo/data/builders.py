@@ -21,6 +21,8 @@ cache, and a second run reuses the prepared records.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
@@ -190,12 +192,27 @@ def prepare(kind: str, path, data_dir, downscale: int = 1) -> dict[str, object]:
     raise UsageError("MNIST digits are not downscaled")
   digest = hashlib.sha1(f"{path}|{downscale}".encode()).hexdigest()[:10]
   config = LocalConfig(name=f"{path.name.lower()}_x{downscale}_{digest}", path=path, downscale=downscale)
-  builder = BUILDERS[kind](config=config, data_dir=str(data_dir), file_format="array_record")
   tfds.display_progress_bar(False)  # one bar per split and per shuffle pass: noise in training logs
-  builder.download_and_prepare()
+  with _build_lock(Path(data_dir) / f"{config.name}.lock"):  # made inside: a builder reads what exists
+    builder = BUILDERS[kind](config=config, data_dir=str(data_dir), file_format="array_record")
+    builder.download_and_prepare()
   if not builder.info.splits:
     raise UsageError(f"{path} holds no {kind} data")
   return {split: builder.as_data_source(split=split) for split in builder.info.splits}
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path):
+  """Holds an exclusive lock on ``path`` while one process builds a dataset: two jobs started together
+  on the same data (two training runs, or the processes of one) would otherwise both build it, and the
+  second to finish fails renaming its copy onto the first's."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "a") as handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def downscale_image(image: np.ndarray, factor: int) -> np.ndarray:
