@@ -5,7 +5,7 @@
 
 For every jpeg-refine row with a jpeg row of the same quality on the same image, the file-size difference
 (the container's longer codec name only: the JPEG stream is the same bytes) and the PSNR and MS-SSIM gains,
-averaged over images; then MS-SSIM at 0.25 and 0.5 bpp (interpolated in log bpp along each curve) beside
+averaged over images (with JPEG's own PSNR and the worst image's gain); then MS-SSIM at 0.25 and 0.5 bpp (interpolated in log bpp along each curve) beside
 Toderici et al. 2017's Kodak figures. Prints Markdown; writes refine_table.md beside the results.
 """
 
@@ -46,16 +46,17 @@ def main(argv):
     if base is None:
       continue
     gains[(zoo.curve_name(r["codec"]), quality)].append(
-        (r["bytes"] - base["bytes"], r["bpp"], r["psnr"] - base["psnr"],
+        (r["bytes"] - base["bytes"], r["bpp"], base["psnr"], r["psnr"] - base["psnr"],
          None if r["ms_ssim"] is None else r["ms_ssim"] - base["ms_ssim"]))
   if not gains:
     raise app.UsageError(f"{path} has no jpeg-refine row with a jpeg row of its quality")
-  lines = ["| curve | quality | images | extra bytes | bpp | ΔPSNR (dB) | ΔMS-SSIM |", "|---|---|---|---|---|---|---|"]
+  lines = ["| curve | quality | images | extra bytes | bpp | JPEG's PSNR (dB) | ΔPSNR (dB) | worst image ΔPSNR | ΔMS-SSIM |",
+           "|---|---|---|---|---|---|---|---|---|"]
   for (curve, quality), rows in sorted(gains.items()):
-    extra, bpp, psnr, ms_ssim = zip(*rows)
+    extra, bpp, plain_psnr, psnr, ms_ssim = zip(*rows)
     ms = "n/a" if None in ms_ssim else f"{np.mean(ms_ssim):+.4f}"
     lines.append(f"| {curve} | {quality} | {len(rows)} | {np.mean(extra):.0f} | {np.mean(bpp):.4f} | "
-                 f"{np.mean(psnr):+.3f} | {ms} |")
+                 f"{np.mean(plain_psnr):.2f} | {np.mean(psnr):+.3f} | {min(psnr):+.3f} | {ms} |")
   lines += ["", "MS-SSIM at equal bpp (log-bpp interpolation along each curve; Toderici et al. 2017 on Kodak):", "",
             "| curve | " + " | ".join(f"{b} bpp" for b in TODERICI_2017) + " |", "|---|" + "---|" * len(TODERICI_2017)]
   curves = collections.defaultdict(lambda: collections.defaultdict(list))

@@ -147,6 +147,7 @@ def test_refine_table_compares_refinement_with_jpeg_at_identical_bytes(tmp_path)
   row = next(line for line in result.stdout.splitlines() if line.startswith("| jpeg-refine | 20 |"))
   cells = [cell.strip() for cell in row.strip("|").split("|")]
   assert cells[2] == "2" and 0 < int(cells[3]) < 40  # only the container's longer codec name
+  assert float(cells[7]) <= float(cells[6])  # the worst image's gain is at most the mean
   assert (tmp_path / "refine_table.md").is_file()
   result = _app("refine_table", f"--results={tmp_path / 'none.json'}")
   assert result.returncode != 0 and "no bench results" in result.stderr
