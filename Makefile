@@ -15,7 +15,7 @@ JOBS ?= 2
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine bench-coder fuzz cross-decode lock clean
+.PHONY: setup demo test test-fast train-tiny bench-train bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks bench-coder fuzz cross-decode lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -118,6 +118,25 @@ bench-refine: $(STAMP)
 	$(BIN)/python -m experiments.refine_table --results=runs/camvid-refine/results.json
 	$(BIN)/compzoo bench -m jpeg:quality=20,jpeg-refine:quality=20,jpeg2000:psnr=30 --images $(KODAK) \
 	  --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 160 --out runs/kodak-refine-grid
+
+# Inference from compressed latents (make latent-tasks): the codec at three rates, then the task networks on
+# originals, decoded pixels and latents (codec frozen), then joint training; exports copied into
+# compzoo/weights/latent-tasks; then make bench-latent-tasks: the README's tables (accuracy/mIoU, FLOPs, bpp,
+# PSNR) and the codec on Kodak.
+LT_RATES := low mid high
+LT_JOBS := $(foreach r,$(LT_RATES),codec-$(r)) $(foreach t,cifar10 camvid,$(t)-original \
+  $(foreach p,rgb latent joint,$(foreach r,$(LT_RATES),$(t)-$(p)-$(r))))
+latent-tasks: $(STAMP)
+	for j in $(LT_JOBS); do $(BIN)/python -m experiments.train --config=experiments/configs/latent_tasks.py:cpu-$$j \
+	  --workdir=runs/lt/$$j || exit 1; done
+	$(BIN)/python -m experiments.ship_weights --family=latent-tasks --runs=runs/lt
+	$(MAKE) bench-latent-tasks
+
+bench-latent-tasks: $(STAMP)
+	$(BIN)/python -m experiments.latent_tasks_eval --task=cifar10 --out=runs/lt-eval
+	$(BIN)/python -m experiments.latent_tasks_eval --task=camvid --out=runs/lt-eval
+	$(BIN)/compzoo bench -m torfason-ae,torfason-ae-joint-camvid,torfason-ae-joint-cifar10,bmshj2018-factorized,jpeg \
+	  --sweep --anchor jpeg --images $(KODAK) --out runs/kodak-lt
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

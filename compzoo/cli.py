@@ -1,4 +1,4 @@
-"""The ``compzoo`` command: models, compress, decompress, info, bench.
+"""The ``compzoo`` command: models, compress, decompress, info, bench, infer.
 
 Errors print one line on stderr and exit 1 (2 for usage errors); ``--debug`` shows the traceback.
 ``compress`` and ``decompress`` never lose data: they refuse to write over their input, refuse to
@@ -13,6 +13,8 @@ import os
 import sys
 import traceback
 from pathlib import Path
+
+import numpy as np
 
 from compzoo.errors import CompzooError, UsageError
 
@@ -110,6 +112,31 @@ def _bench(args) -> None:
   print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
 
 
+def _infer(args) -> None:
+  from compzoo import data, inference
+
+  if args.max_pixels is not None and args.max_pixels < 1:
+    raise UsageError(f"--max-pixels must be positive, got {args.max_pixels}")
+  if args.task == "camvid":
+    if args.output is None:
+      raise UsageError("--task camvid writes a label map: give an output PNG after the file")
+    _check_output(args.input, args.output, args.force)
+    data.check_png_path(args.output)
+  elif args.output is not None:
+    raise UsageError(f"--task {args.task} prints its answer; it takes no output file")
+  result = inference.infer(_read(args.input), args.task, from_rgb=args.from_rgb, max_pixels=args.max_pixels)
+  source = "decoded pixels" if result.decoded_pixels else "latents"
+  if args.task == "camvid":
+    label_map = result.label_map()
+    data.save_image(args.output, label_map)  # 2-D uint8: an 8-bit grey PNG of class ids
+    shares = np.bincount(label_map.ravel(), minlength=len(result.head.classes)) / label_map.size
+    top = ", ".join(f"{result.head.classes[i]} {shares[i]:.0%}" for i in np.argsort(-shares)[:3])
+    print(f"{args.output}: {label_map.shape[1]}x{label_map.shape[0]} label map from the file's {source} ({top})")
+  else:
+    name, probability = result.top()
+    print(f"{name}\t{probability:.3f}\t(from the file's {source})")
+
+
 def _grid_rows(value: str) -> int | list[str]:
   """--grid N (the first N images) or --grid NAME,NAME (those images)."""
   value = value.strip()
@@ -183,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
                       "comma-separated), the original beside every codec")
   p.add_argument("--grid-crop", type=int, default=192, help="side of each crop in the grid (default 192)")
   p.set_defaults(run=_bench)
+
+  p = commands.add_parser("infer", help="classify or segment a compressed file from its latents, without decoding")
+  p.add_argument("--task", required=True, choices=("cifar10", "camvid"),
+                 help="cifar10: print the class and its probability; camvid: write the label map (11 classes)")
+  p.add_argument("--from-rgb", action="store_true", help="decode the pixels first and run the network trained "
+                 "on decoded pixels (for comparison)")
+  p.add_argument("--max-pixels", type=int, help="refuse files claiming more pixels (default: 2^27)")
+  p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+  p.add_argument("input", help="a compzoo file of torfason-ae or torfason-ae-joint-TASK")
+  p.add_argument("output", nargs="?", help="--task camvid: the label map to write (8-bit grey PNG of class ids)")
+  p.set_defaults(run=_infer)
   return parser
 
 

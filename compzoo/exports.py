@@ -8,6 +8,9 @@ only on the weights, ``tables.msgpack`` (integer tables built once here, so a re
 them on other hardware). The weights id that every compressed file carries is a BLAKE2 hash of the
 params and tables bytes: a file decodes only with the weights and tables that wrote it.
 
+An export may take whole parts of its parameters from another shipped export (``config.json``'s
+``shared_params``: {part: relative folder}), so a frozen codec under several task heads ships once.
+
 ``load(path)`` also takes a training workdir (its latest orbax checkpoint, read by compzoo/checkpoints.py,
 imported only then).
 """
@@ -93,7 +96,10 @@ def read(path) -> Export:
   params = (path / PARAMS_FILE).read_bytes()
   state = nnx.state(model)
   try:
-    nnx.replace_by_pure_dict(state, serialization.msgpack_restore(params))
+    restored = serialization.msgpack_restore(params)
+    for part, folder in config.get("shared_params", {}).items():
+      restored[part] = serialization.msgpack_restore((path / folder / PARAMS_FILE).read_bytes())
+    nnx.replace_by_pure_dict(state, restored)
   except Exception as e:  # a params file that does not fit its own config
     raise UsageError(f"{path}: weights do not match the model in {CONFIG_FILE}: {e}") from None
   nnx.update(model, state)

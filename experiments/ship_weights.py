@@ -4,26 +4,34 @@ compzoo/weights/features/NAME:
     python -m experiments.ship_weights --family=dplc-mnist --runs=runs/dplc --features=runs/features/mnist
     python -m experiments.ship_weights --family=gc --runs=runs/gc --features=runs/features/camvid
     python -m experiments.ship_weights --family=jpeg-refine --runs=runs/refine
+    python -m experiments.ship_weights --family=latent-tasks --runs=runs/lt
 
 dplc-DATASET: RUNS/DATASET-generator/export -> generator/ (the WGAN-GP generator, rate 0 of
 dplc-DATASET-wgan) and RUNS/DATASET-OBJECTIVE-rRATE/export -> OBJECTIVE/rRATE/.
 gc: RUNS/POINT-cC/export -> POINT-cC/ for gc's and gc-mse's channels and sc's (POINT: gc, mse, sc).
 jpeg-refine: RUNS/RULE/export -> RULE/ for each credit rule.
+latent-tasks: RUNS/codec-R/export -> codec/R/; RUNS/TASK-PATH[-R]/export -> TASK/PATH[-R]/ with a task.json
+naming the codec whose files the head reads and its weights id. Heads on a frozen codec ship without it
+(config.json's shared_params points at codec/R/, after checking that their copy is bit for bit the same).
 The run names are those `make dplc-mnist`, `make gc` and `make refine` give; a missing export is an error, so a
 half-trained sweep is never shipped.
 """
 
+import json
 import shutil
 from pathlib import Path
 
 from absl import app, flags
 
+from flax import serialization
+
 from compzoo import exports
 from compzoo.bench.distribution import FEATURES_ROOT
-from compzoo.codecs.learned import (DPLC_OBJECTIVES, DPLC_RATES, GC_CHANNELS, GC_POINTS, REFINE_RULES, SC_CHANNELS,
-                                    WEIGHTS_ROOT)
+from compzoo.codecs.learned import (DPLC_OBJECTIVES, DPLC_RATES, GC_CHANNELS, GC_POINTS, LATENT_RATES, LATENT_TASKS,
+                                    REFINE_RULES, SC_CHANNELS, WEIGHTS_ROOT)
+from compzoo.inference import META_FILE
 
-FAMILIES = [f"dplc-{dataset}" for dataset in DPLC_RATES] + ["gc", "jpeg-refine"]
+FAMILIES = [f"dplc-{dataset}" for dataset in DPLC_RATES] + ["gc", "jpeg-refine", "latent-tasks"]
 _FAMILY = flags.DEFINE_enum("family", "dplc-mnist", FAMILIES, "the weights folder to fill")
 _RUNS = flags.DEFINE_string("runs", "runs/dplc", "folder of the training workdirs")
 _FEATURES = flags.DEFINE_string("features", "", "the feature network's workdir (empty: leave it)")
@@ -34,6 +42,10 @@ def layout(family: str) -> list[tuple[str, str]]:
   """(run name, folder under compzoo/weights/FAMILY) for every shipped point."""
   if family == "jpeg-refine":
     return [(rule, rule) for rule in REFINE_RULES]
+  if family == "latent-tasks":
+    return [(f"codec-{r}", f"codec/{r}") for r in LATENT_RATES] + [
+        (f"{t}-{p}", f"{t}/{p}") for t in LATENT_TASKS for p in
+        ["original"] + [f"{path}-{r}" for path in ("rgb", "latent", "joint") for r in LATENT_RATES]]
   if family == "gc":
     points = [f"{GC_POINTS[entry]}-c{c}" for entry, channels in GC_CHANNELS.items() for c in channels]
     return [(point, point) for point in points + [f"sc-c{SC_CHANNELS}"]]
@@ -62,6 +74,31 @@ def main(argv):
     raise app.UsageError(f"no export at {', '.join(missing)}: train them first")
   for source, target in copies:
     _copy(source, target)
+  if family == "latent-tasks":
+    for _, target in copies:
+      if target.parent.name in LATENT_TASKS:
+        _describe_head(target)
+
+
+def _describe_head(folder: Path) -> None:
+  """Writes a shipped task head's task.json; a head on a frozen codec drops its copy of the codec's
+  parameters for a pointer to the shipped codec (after checking they are the same bits)."""
+  task, (path, _, rate) = folder.parent.name, folder.name.partition("-")
+  meta = {"task": task, "path": "latent" if path == "joint" else path, "codec": "", "codec_weights_id": ""}
+  if path in ("rgb", "latent"):
+    codec = WEIGHTS_ROOT / "latent-tasks" / "codec" / rate
+    params = serialization.msgpack_restore((folder / exports.PARAMS_FILE).read_bytes())
+    if serialization.msgpack_serialize(params.pop("codec")) != (codec / exports.PARAMS_FILE).read_bytes():
+      raise app.UsageError(f"{folder}: its codec is not the shipped {codec} (was it frozen?)")
+    (folder / exports.PARAMS_FILE).write_bytes(serialization.msgpack_serialize(params))
+    (folder / exports.TABLES_FILE).unlink(missing_ok=True)
+    config = json.loads((folder / exports.CONFIG_FILE).read_text())
+    config["shared_params"] = {"codec": "../../codec/" + rate}
+    (folder / exports.CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    meta.update(codec=f"torfason-ae:rate={rate}", codec_weights_id=exports.read(codec).weights_id.hex())
+  elif path == "joint":
+    meta.update(codec=f"torfason-ae-joint-{task}:rate={rate}", codec_weights_id=exports.read(folder).weights_id.hex())
+  (folder / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,16 +23,18 @@ from compzoo.data import pipeline
 from compzoo.train import mesh as mesh_lib
 from compzoo.train.loop import compile_step, new_train_state, place
 from compzoo.train.registry import make_objective
+from experiments.configs import latent_tasks
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
-METHODS = ("bmshj2018_factorized", "cpm", "dplc", "feature_net", "gc", "l3c", "pixelcnn", "refine")
+METHODS = ("bmshj2018_factorized", "cpm", "dplc", "feature_net", "gc", "l3c", "latent_tasks", "pixelcnn", "refine")
 TINY_TRAINED_ELSEWHERE = {"dplc": "tests/test_dplc.py", "gc": "tests/test_gc.py"}  # their tiny variants train there
 # Variants whose networks and objective another variant steps with more: SC's model is GC's encoder,
 # generator and multi-scale discriminator plus its label-map parts, trained on the same GAN objective.
-# The refinement decoder's tiny variants are its cpu ones with fewer features.
+# The refinement decoder's and the latent tasks' tiny variants are their cpu ones with fewer features.
 COVERED_BY = {("gc", "cpu-gc"): "cpu-sc", ("gc", "gpu-gc"): "gpu-sc",
-              **{("refine", f"tiny-{rule}"): f"cpu-{rule}" for rule in ("bptt", "tbptt", "sab", "uoro", "rtrl")}}
+              **{("refine", f"tiny-{rule}"): f"cpu-{rule}" for rule in ("bptt", "tbptt", "sab", "uoro", "rtrl")},
+              **{("latent_tasks", f"tiny-{job}"): f"cpu-{job}" for job in latent_tasks.JOBS}}
 # Recurrences over patches step at the smallest crop with a neighbour on every side (2×2 patches of 8): the
 # credit rules' cost grows with the crop, the network's shapes do not.
 RECURRENT_CROP = 16
@@ -71,9 +73,10 @@ def test_variants_take_finite_steps(variants, astronaut):
   mesh = mesh_lib.make_mesh(jax.devices()[:1])
   photo = np.resize(astronaut, (max(crop, 512), max(crop, 512), 3))[:crop, :crop, :first.model.get("channels", 3)]
   record = {"image": np.stack([photo, photo[::-1]][:count])}
-  if first.objective.name == "classification":
+  task = first.objective.get("task", first.objective.name)  # a joint objective names its task
+  if task == "classification":
     record["label"] = np.arange(count, dtype=np.int32)
-  if first.objective.name == "segmentation" or first.model.get("label_classes"):
+  if task == "segmentation" or first.model.get("label_classes"):
     record["label_map"] = np.indices((count, crop, crop)).sum(0).astype(np.int32) % 12
   if first.data.get("jpeg_quality"):
     record = pipeline.with_jpeg({"image": record["image"][0]}, first.data.jpeg_quality[0])

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from compzoo import bitstream
-from compzoo.codecs.base import Codec, check_image
+from compzoo.codecs.base import DEFAULT_MAX_PIXELS, Codec, check_image
 from compzoo.codecs.entries import Choice, ClassSet, Param, ZooEntry
 from compzoo.data.images import CAMVID_CLASSES
-from compzoo.errors import BitstreamError, UsageError
+from compzoo.errors import BitstreamError, CompzooError, UsageError
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 LEARNED = "learned"  # the entry for a user's own workdir or export
@@ -60,18 +60,29 @@ class LearnedCodec(Codec):
       raise BitstreamError(f"{self.name}: {have} bits of streams cannot hold a {shape[1]}x{shape[0]} image "
                            f"(it needs at least {needed:.0f})")
 
-  def latents(self, source) -> np.ndarray:
+  def latents(self, source, max_pixels: int | None = None) -> np.ndarray:
     """The dequantized latents (h×w×C floats) of an image (uint8 H×W×3) or of a compressed file (bytes):
-    what a task head on compressed representations reads, without synthesizing pixels."""
+    what a task head on compressed representations reads. A file is entropy-decoded only (no pixel is
+    synthesized) after the checks ``decompress`` makes, and its symbols must pass the file's check."""
     if not hasattr(self.model, "latents_of_image"):
       raise UsageError(f"{self.name} has no latent seam (lossless models code pixels, not latents)")
-    if isinstance(source, (bytes, bytearray, memoryview)):
-      container = bitstream.unpack(bytes(source))
-      if container.codec != self.name or container.weights_id != self.weights_id:
-        raise BitstreamError(f"file was written by {container.codec!r} with other weights, not by {self.name!r}")
-      self.check_claim(container.streams, container.shape)
-      return self.model.latents_of_streams(container.streams, container.shape, self.prepared)
-    return self.model.latents_of_image(check_image(source))
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+      return self.model.latents_of_image(check_image(source))
+    container = bitstream.unpack(bytes(source))
+    if container.codec != self.name or container.weights_id != self.weights_id:
+      raise BitstreamError(f"file was written by {container.codec!r} with other weights, not by {self.name!r}")
+    self._check_size(container.shape, max_pixels or DEFAULT_MAX_PIXELS, BitstreamError, "--max-pixels")
+    self._check_size(container.shape, self.max_pixels, BitstreamError)
+    self.check_claim(container.streams, container.shape)
+    try:
+      latents, check = self.model.latents_of_streams(container.streams, container.shape, self.prepared)
+    except CompzooError:
+      raise
+    except Exception as e:  # the entropy decoder choking on bytes that passed the CRC
+      raise BitstreamError(f"{self.name}: cannot decode payload: {type(e).__name__}: {e}") from None
+    if container.content_check is not None and check != container.content_check:
+      raise BitstreamError(f"{self.name}: decoded symbols fail the file's check: encoder and decoder disagree")
+    return latents
 
 
 def shipped(entry: str, point: str = "") -> Path:
@@ -199,6 +210,27 @@ _learned("jpeg-refine", "JPEG (the bytes of jpeg:quality=Q) decoded by a recurre
          "credit rule its network was trained with (shipped, small)", False, "jpeg-bitstream",
          checkpoint="compzoo/weights/jpeg-refine", params={"quality": Param(int, 50, 1, 100), "rule": REFINE_RULE},
          sweep=tuple({"quality": q} for q in REFINE_QUALITIES), build=_refine_codec)
+
+# Inference from compressed latents (Torfason et al. 2018): bmshj2018's factorized prior with 8× downsampling at
+# three rates (compzoo/weights/latent-tasks/codec/<rate>), and the codecs trained jointly with a task head on
+# their latents (<task>/joint-<rate>: the export holds codec and head; files carry its weights id). The
+# task networks that read their files are in compzoo/inference.py (`compzoo infer`).
+LATENT_RATES = ("low", "mid", "high")  # rate targets 0.1, 0.33, 0.64 bpp on the training crops
+LATENT_TASKS = ("cifar10", "camvid")
+_LATENT_RATE = Choice(LATENT_RATES, "mid")
+_learned("torfason-ae", "Torfason et al. 2018's compression net: factorized-prior autoencoder, 8x downsampling, "
+         "64 latent channels, rate=low|mid|high (near 0.1/0.33/0.64 bpp); `compzoo infer` classifies (CIFAR-10) "
+         "and segments (CamVid) its files from their latents (shipped, small)", False, "shipped-tables",
+         checkpoint="compzoo/weights/latent-tasks/codec", params={"rate": _LATENT_RATE},
+         sweep=tuple({"rate": r} for r in LATENT_RATES),
+         build=lambda canonical, rate: LearnedCodec.from_path(shipped("latent-tasks", f"codec/{rate}"), name=canonical))
+for _task in LATENT_TASKS:
+  _learned(f"torfason-ae-joint-{_task}", f"torfason-ae trained jointly with the {_task} network on its latents "
+           "(rate-distortion + task loss, Torfason et al. 2018), rate=low|mid|high (shipped, small)", False,
+           "shipped-tables", checkpoint=f"compzoo/weights/latent-tasks/{_task}", params={"rate": _LATENT_RATE},
+           sweep=tuple({"rate": r} for r in LATENT_RATES),
+           build=functools.partial(lambda canonical, rate, task: LearnedCodec.from_path(
+               shipped("latent-tasks", f"{task}/joint-{rate}"), name=canonical), task=_task))
 
 _lossless_entry = functools.partial(_shipped_entry, lossless=True, guarantee="same-backend")
 _lossless_entry("l3c", "L3C (Mentzer et al. 2019): hierarchical learned lossless coding, learned auxiliary "

@@ -29,6 +29,7 @@ ARCHITECTURES = {
     "dplc": "compzoo.models.dplc",
     "gc": "compzoo.models.gc",
     "l3c": "compzoo.models.l3c",
+    "latent_task": "compzoo.models.latent_tasks",
     "pixelcnn": "compzoo.models.pixelcnn",
     "refine": "compzoo.models.refine",
     "segmenter": "compzoo.models.segmenter",

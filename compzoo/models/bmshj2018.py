@@ -21,7 +21,7 @@ from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.nn import GDN
 from compzoo.rd import RDOutput
 
-STRIDE = 16  # total downsampling of the analysis transform
+STAGES = 4  # stride-2 layers of each transform: Ballé's 16× downsampling (3: Torfason et al.'s 8×)
 
 
 class FactorizedPriorAutoencoder(LatentCoding, nnx.Module):
@@ -29,20 +29,23 @@ class FactorizedPriorAutoencoder(LatentCoding, nnx.Module):
   any backend uses exactly the encoder's integer tables."""
 
   DECODE_GUARANTEE = "shipped-tables"
-  STRIDE = STRIDE
   MAX_PIXELS = 1 << 25  # 34 MP: the synthesis transform runs on the whole image at once, untiled
 
-  def __init__(self, channels: int = 128, latent: int = 192, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int = 128, latent: int = 192, stages: int = STAGES, *, rngs: nnx.Rngs):
     conv = lambda i, o: nnx.Conv(i, o, (5, 5), strides=2, rngs=rngs)
     deconv = lambda i, o: nnx.ConvTranspose(i, o, (5, 5), strides=2, rngs=rngs)
     n, m = channels, latent
-    self.analysis = nnx.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
-    self.synthesis = nnx.Sequential(deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
-                                    deconv(n, n), GDN(n, inverse=True), deconv(n, 3))
+    self.STRIDE = 2 ** stages  # the latent seam's downsampling (images are padded to a multiple of it)
+    analysis, synthesis = [conv(3, n)], [deconv(m, n)]
+    for _ in range(stages - 2):
+      analysis += [GDN(n), conv(n, n)]
+      synthesis += [GDN(n, inverse=True), deconv(n, n)]
+    self.analysis = nnx.Sequential(*analysis, GDN(n), conv(n, m))
+    self.synthesis = nnx.Sequential(*synthesis, GDN(n, inverse=True), deconv(n, 3))
     self.prior = FactorizedDensity(m, rngs=rngs)
 
   def __call__(self, images, key=None, side=None) -> RDOutput:
-    """images: N×H×W×3 in [0, 255] with H, W multiples of 16. ``key`` set: training (noisy rate)."""
+    """images: N×H×W×3 in [0, 255] with H, W multiples of STRIDE. ``key`` set: training (noisy rate)."""
     del side
     y = self.analyze(images)
     if key is None:
@@ -88,5 +91,5 @@ class FactorizedPriorAutoencoder(LatentCoding, nnx.Module):
     return height * width * tables.min_bits_per_position()
 
 
-def build(channels: int = 128, latent: int = 192, *, rngs: nnx.Rngs) -> FactorizedPriorAutoencoder:
-  return FactorizedPriorAutoencoder(channels, latent, rngs=rngs)
+def build(channels: int = 128, latent: int = 192, stages: int = STAGES, *, rngs: nnx.Rngs) -> FactorizedPriorAutoencoder:
+  return FactorizedPriorAutoencoder(channels, latent, stages, rngs=rngs)

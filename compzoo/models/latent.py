@@ -67,9 +67,11 @@ class LatentCoding:
   def latents_of_image(self, image: np.ndarray) -> np.ndarray:
     return np.asarray(_values_of(self, pad_to_multiple(image, self.STRIDE)[None]))[0]
 
-  def latents_of_streams(self, streams, shape, prepared) -> np.ndarray:
+  def latents_of_streams(self, streams, shape, prepared) -> tuple[np.ndarray, int]:
+    """(the dequantized latents, the symbols' check): entropy decoding only, no synthesis."""
     symbols = self.decode_symbols(streams, shape, prepared)
-    return np.asarray(_dequantize(self, {k: jnp.asarray(v)[None] for k, v in symbols.items()}))[0]
+    values = np.asarray(_dequantize(self, {k: jnp.asarray(v)[None] for k, v in symbols.items()}))[0]
+    return values, symbols_check(symbols)
 
 
 def _one(batched: dict) -> dict:

@@ -5,7 +5,8 @@ A parameter's path is its dotted attribute path in the model (``encoder.down1.ke
 ``synthesis.layers.0``): those parameters get no gradient and no optimizer state, so they stay bit for
 bit as initialised or warm-started. ``train.init_from`` copies every parameter whose path and shape match
 from another run or export (an autoencoder into autoencoder + discriminator), and says what it copied
-and what it left initialised.
+and what it left initialised; ``PREFIX=PATH`` places the source's parameters under ``PREFIX`` (a trained
+codec into a task model's ``codec``), and several sources are separated by commas.
 """
 
 from __future__ import annotations
@@ -73,15 +74,28 @@ def _tops(paths) -> str:
   return ", ".join(sorted({p.split(".")[0] for p in paths})) or "none"
 
 
-def warm_start(model: nnx.Module, path) -> WarmStart:
-  """Copies into ``model`` every parameter of the run or export at ``path`` whose path and shape match."""
-  source = param_paths(exports.load_model(path))
+def parse_sources(spec: str) -> list[tuple[str, str]]:
+  """'runs/a' or 'codec=runs/a, head=runs/b' -> [(prefix, path)] ('' places parameters where they were)."""
+  sources = []
+  for item in parse_prefixes(spec):
+    prefix, _, path = item.rpartition("=")
+    sources.append((prefix.strip(), path.strip()))
+  return sources
+
+
+def warm_start(model: nnx.Module, spec) -> WarmStart:
+  """Copies into ``model`` every parameter of the runs or exports in ``spec`` (``[PREFIX=]PATH``, comma-
+  separated) whose path (under PREFIX) and shape match."""
+  source = {}
+  for prefix, path in parse_sources(spec):
+    for name, value in param_paths(exports.load_model(path)).items():
+      source[f"{prefix}.{name}" if prefix else name] = value
   target = param_paths(model)
   copied = [p for p in target if p in source and source[p].shape == target[p].shape]
-  report = WarmStart(str(path), copied, [p for p in target if p not in source],
+  report = WarmStart(str(spec), copied, [p for p in target if p not in source],
                      [p for p in target if p in source and source[p].shape != target[p].shape])
   if not copied:
-    raise UsageError(f"train.init_from={path} shares no parameter (path and shape) with this model")
+    raise UsageError(f"train.init_from={spec} shares no parameter (path and shape) with this model")
   flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
   for key, variable in flat:
     name = dotted(key)

@@ -254,6 +254,41 @@ class Segmentation(SingleLoss):
     return self._terms(model, batch)[1], None
 
 
+@flax.struct.dataclass
+class TaskRateDistortion(SingleLoss):
+  """Joint training of a codec and a task head on its latents (Torfason et al. 2018): the rate-distortion
+  loss (``RateDistortion``'s fields) + ``task_weight`` × the task's cross-entropy (``task``:
+  'classification' on ``label``, 'segmentation' on ``label_map``). The head reads the straight-through
+  rounded latents, so the task term trains the analysis transform too."""
+
+  lmbda: float = 0.01
+  rate_target: float | None = None
+  beta: float = 1.0
+  task_weight: float = 1.0
+  task: str = static_field("classification")
+  ignore: int = static_field(11)
+
+  def __post_init__(self):
+    if self.task not in ("classification", "segmentation"):
+      raise UsageError(f"joint objective task={self.task!r}: use 'classification' or 'segmentation'")
+
+  def _task(self):
+    return Classification() if self.task == "classification" else Segmentation(ignore=self.ignore)
+
+  def loss(self, model, batch, key):
+    rd_loss, rd_metrics = RateDistortion(self.lmbda, "mse", self.rate_target, self.beta).loss(model, batch, key)
+    task_loss, task_metrics = self._task().loss(model, batch, None)
+    step_metrics = {**{f"rd/{k}": v for k, v in rd_metrics.items()}, **{f"task/{k}": v for k, v in task_metrics.items()}}
+    loss = rd_loss + self.task_weight * task_loss
+    step_metrics["loss"] = loss
+    return loss, step_metrics
+
+  def evaluate(self, model, batch):
+    quality, images = super().evaluate(model, batch)
+    task_metrics, _ = self._task().evaluate(model, batch)
+    return {**quality, **{f"task/{k}": v for k, v in task_metrics.items()}}, images
+
+
 def quality_metrics(output: rd.RDOutput, target) -> dict[str, jax.Array]:
   result = {"bpp": output.bpp()}
   if output.reconstruction is not None:

@@ -12,6 +12,7 @@ OBJECTIVES = {
     "recurrent": objectives.Recurrent,
     "classification": objectives.Classification,
     "segmentation": objectives.Segmentation,
+    "joint_task": objectives.TaskRateDistortion,
     "gan": adversarial.GAN,
     "wgan_gp": adversarial.WGANGP,
     "wae": adversarial.WAE,
