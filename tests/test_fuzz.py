@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
 CODECS = ["png", "webp-lossless", "jpeg2000-lossless", "jpegxl-lossless",
           "jpeg", "webp", "avif", "jpeg2000", "jpegxl", "bmshj2018-factorized",
-          "l3c", "cpm-mid", "dplc-mnist-wgan:rate=8", "jpeg-refine:quality=20"]
+          "l3c", "cpm-mid", "dplc-mnist-wgan:rate=8", "jpeg-refine:quality=20", "torfason-ae:rate=low"]
 
 
 @pytest.fixture(scope="module")
