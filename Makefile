@@ -119,12 +119,12 @@ bench-refine: $(STAMP)
 	$(BIN)/compzoo bench -m jpeg:quality=20,jpeg-refine:quality=20,jpeg2000:psnr=30 --images $(KODAK) \
 	  --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 160 --out runs/kodak-refine-grid
 
-# Inference from compressed latents (make latent-tasks): the codec at three rates, then the task networks on
+# Inference from compressed latents (make latent-tasks): the codec at three rates (low starts from mid), then the task networks on
 # originals, decoded pixels and latents (codec frozen), then joint training; exports copied into
 # compzoo/weights/latent-tasks; then make bench-latent-tasks: the README's tables (accuracy/mIoU, FLOPs, bpp,
 # PSNR) and the codec on Kodak.
 LT_RATES := low mid high
-LT_JOBS := $(foreach r,$(LT_RATES),codec-$(r)) $(foreach t,cifar10 camvid,$(t)-original \
+LT_JOBS := codec-mid codec-high codec-low $(foreach t,cifar10 camvid,$(t)-original \
   $(foreach p,rgb latent joint,$(foreach r,$(LT_RATES),$(t)-$(p)-$(r))))
 latent-tasks: $(STAMP)
 	for j in $(LT_JOBS); do $(BIN)/python -m experiments.train --config=experiments/configs/latent_tasks.py:cpu-$$j \

@@ -87,46 +87,52 @@ class Scorer:
     return self.correct / max(self.count, 1) if self.task == "cifar10" else segmenter.mean_iou(self.counts)[0]
 
 
-def evaluate_row(task, records, head, codec, path_name) -> dict:
-  """One table row: the head over every test record, through real files of ``codec`` (None: originals)."""
+def evaluate_codec(task, records, codec, heads: dict) -> list[dict]:
+  """Table rows for the heads {path name: head} over every test record, through one real file of ``codec``
+  per record (None: the originals): the file is written once and read by every head."""
   started = time.perf_counter()
-  scorer, bits, psnrs, ssims = Scorer(task), [], [], []
+  scorers, bits, psnrs, ssims = {name: Scorer(task) for name in heads}, [], [], []
   for record in records:
     image = np.asarray(record["image"])
     if codec is None:
-      scorer.add(head.probabilities_of_pixels(image), record)
+      for name, head in heads.items():
+        scorers[name].add(head.probabilities_of_pixels(image), record)
       continue
     payload = codec.compress(image)
     bits.append(8 * len(payload) / (image.shape[0] * image.shape[1]))
     decoded = codec.decompress(payload)
     psnrs.append(float(metrics.psnr(image, decoded)))
     ssims.append(float(metrics.ssim(image, decoded) if task == "cifar10" else metrics.ms_ssim(image, decoded)))
-    if path_name == "rgb":
-      scorer.add(head.probabilities_of_pixels(decoded), record)
-    else:
-      scorer.add(head.probabilities_of_latents(codec.latents(payload), image.shape), record)
+    latents = codec.latents(payload)
+    for name, head in heads.items():
+      scorers[name].add(head.probabilities_of_pixels(decoded) if head.path == "rgb"
+                        else head.probabilities_of_latents(latents, image.shape), record)
   shape = np.asarray(records[0]["image"]).shape
-  flops = head_flops(head, codec, shape)
-  row = {"path": path_name, "codec": codec.name if codec else "original", "score": scorer.score(),
-         "gflops": flops["head"] + flops["synthesis"], "gflops_synthesis": flops["synthesis"],
-         "bpp": float(np.mean(bits)) if bits else None, "psnr": float(np.mean(psnrs)) if psnrs else None,
-         "ssim" if task == "cifar10" else "ms_ssim": float(np.mean(ssims)) if ssims else None,
-         "images": len(records), "seconds": round(time.perf_counter() - started, 1)}
-  print(json.dumps(row))
-  return row
+  seconds = round(time.perf_counter() - started, 1)
+  rows = []
+  for name, head in heads.items():
+    flops = head_flops(head, codec, shape)
+    row = {"path": name, "codec": codec.name if codec else "original", "score": scorers[name].score(),
+           "gflops": flops["head"] + flops["synthesis"], "gflops_synthesis": flops["synthesis"],
+           "bpp": float(np.mean(bits)) if bits else None, "psnr": float(np.mean(psnrs)) if psnrs else None,
+           "ssim" if task == "cifar10" else "ms_ssim": float(np.mean(ssims)) if ssims else None,
+           "images": len(records), "seconds_all_heads": seconds}
+    print(json.dumps(row), flush=True)
+    rows.append(row)
+  return rows
 
 
 def main(argv):
   del argv
   task = _TASK.value
   records = test_records(task, _LIMIT.value)
-  rows = [evaluate_row(task, records, inference.load_head(inference.ROOT / task / "original"), None, "original")]
+  rows = evaluate_codec(task, records, None, {"original": inference.load_head(inference.ROOT / task / "original")})
   for rate in LATENT_RATES:
     codec = zoo.make_codec(f"torfason-ae:rate={rate}")
     joint = zoo.make_codec(f"torfason-ae-joint-{task}:rate={rate}")
-    rows.append(evaluate_row(task, records, inference.head_for(task, codec.name, from_rgb=True), codec, "rgb"))
-    rows.append(evaluate_row(task, records, inference.head_for(task, codec.name), codec, "latent"))
-    rows.append(evaluate_row(task, records, inference.head_for(task, joint.name), joint, "joint"))
+    rows += evaluate_codec(task, records, codec, {"rgb": inference.head_for(task, codec.name, from_rgb=True),
+                                                  "latent": inference.head_for(task, codec.name)})
+    rows += evaluate_codec(task, records, joint, {"joint": inference.head_for(task, joint.name)})
   out = Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
   (out / f"{task}.json").write_text(json.dumps(rows, indent=1) + "\n")
