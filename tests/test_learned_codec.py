@@ -9,7 +9,6 @@ import pytest
 from compzoo import bitstream, cli, exports, models
 from compzoo.codecs.learned import LearnedCodec
 from compzoo.errors import BitstreamError
-from compzoo.models.bmshj2018 import STRIDE
 from compzoo.train.loop import train_and_evaluate
 from train_helpers import tiny_config
 
@@ -33,7 +32,7 @@ def codec(weights):
 
 def _reference(model, image):
   """The model's own forward pass on the padded image, rounded and cropped: what decoding must give."""
-  pad = ((0, -image.shape[0] % STRIDE), (0, -image.shape[1] % STRIDE), (0, 0))
+  pad = ((0, -image.shape[0] % model.STRIDE), (0, -image.shape[1] % model.STRIDE), (0, 0))
   output = model(np.pad(image, pad, mode="edge")[None])
   return np.clip(np.round(np.asarray(output.reconstruction[0])), 0, 255).astype(np.uint8)[:image.shape[0], :image.shape[1]]
 

@@ -95,7 +95,7 @@ def get_config(variant: str = "cpu-codec-mid"):
   elif path == "joint":
     objective = dict(name="joint_task", task=objective_name, lmbda=CODEC_LMBDA[rate], rate_target=RATES[rate], beta=BETA,
                      task_weight=1.0)
-    train.update(init_from=f"{RUNS}/{task}-latent-{rate}", steps=steps // 2)
+    train.update(init_from=f"{RUNS}/{task}-latent-{rate}", steps=steps // 8)
   return presets.config(model=model, objective=objective, data=_task_data(task, size),
                         optimizer=presets.optimizer(2e-3 if path != "joint" else 2e-4, warmup=100 if path != "joint" else 0),
                         train=train)
