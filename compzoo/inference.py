@@ -74,10 +74,7 @@ def heads(task: str) -> list[Path]:
 
 def load_head(folder) -> TaskHead:
   folder = Path(folder)
-  try:
-    meta = json.loads((folder / META_FILE).read_text())
-  except (OSError, ValueError) as e:
-    raise UsageError(f"{folder}: no readable {META_FILE}: {e}") from None
+  meta = _meta(folder)
   model = exports.read(folder).model
   return TaskHead(meta["task"], model.path, meta.get("codec", ""), bytes.fromhex(meta.get("codec_weights_id", "")),
                   model, folder)
@@ -98,7 +95,11 @@ def head_for(task: str, codec_name: str, from_rgb: bool = False) -> TaskHead:
 
 @functools.cache
 def _meta(folder: Path) -> dict:
-  return json.loads((folder / META_FILE).read_text())
+  """A head folder's task.json, read once."""
+  try:
+    return json.loads((folder / META_FILE).read_text())
+  except (OSError, ValueError) as e:
+    raise UsageError(f"{folder}: no readable {META_FILE}: {e}") from None
 
 
 @dataclasses.dataclass

@@ -108,15 +108,8 @@ class Codec(abc.ABC):
       raise BitstreamError(f"file was written by codec {container.codec!r}, not {self.name!r}")
     if container.weights_id != self.weights_id:
       raise BitstreamError(f"file needs weights {container.weights_id.hex()}, this codec has {self.weights_id.hex()}")
-    self._check_size(container.shape, max_pixels or DEFAULT_MAX_PIXELS, BitstreamError, "--max-pixels")
-    self._check_size(container.shape, self.max_pixels, BitstreamError)
-    self.check_claim(container.streams, container.shape)
-    try:
-      image, check = self.decode_streams(container.streams, container.shape)
-    except CompzooError:
-      raise
-    except Exception as e:  # a third-party decoder choking on bytes that passed the CRC
-      raise BitstreamError(f"{self.name}: cannot decode payload: {type(e).__name__}: {e}") from None
+    self.check_container(container, max_pixels)
+    image, check = self.run_decoder(self.decode_streams, container)
     image = np.asarray(image)
     if image.shape != container.shape or image.dtype != np.uint8:
       raise BitstreamError(f"{self.name}: payload decodes to {image.dtype} {image.shape}, header says {container.shape}")
@@ -125,6 +118,22 @@ class Codec(abc.ABC):
     if container.content_check is not None and check != container.content_check:
       raise BitstreamError(f"{self.name}: decoded content fails its check: encoder and decoder disagree")
     return image
+
+  def check_container(self, container: bitstream.Container, max_pixels: int | None = None) -> None:
+    """What a file must pass before any decoding: the pixel limits (``max_pixels``, default
+    DEFAULT_MAX_PIXELS, and the codec's own) and the claim its streams make."""
+    self._check_size(container.shape, max_pixels or DEFAULT_MAX_PIXELS, BitstreamError, "--max-pixels")
+    self._check_size(container.shape, self.max_pixels, BitstreamError)
+    self.check_claim(container.streams, container.shape)
+
+  def run_decoder(self, decode, container: bitstream.Container):
+    """``decode(streams, shape)``, a decoder choking on bytes that passed the CRC raising a BitstreamError."""
+    try:
+      return decode(container.streams, container.shape)
+    except CompzooError:
+      raise
+    except Exception as e:
+      raise BitstreamError(f"{self.name}: cannot decode payload: {type(e).__name__}: {e}") from None
 
   def _check_side(self, image_shape, side: dict) -> dict:
     for key in side:

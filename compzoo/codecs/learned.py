@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from compzoo import bitstream
-from compzoo.codecs.base import DEFAULT_MAX_PIXELS, Codec, check_image
+from compzoo.codecs.base import Codec, check_image
 from compzoo.codecs.entries import Choice, ClassSet, Param, ZooEntry
 from compzoo.data.images import CAMVID_CLASSES
-from compzoo.errors import BitstreamError, CompzooError, UsageError
+from compzoo.errors import BitstreamError, UsageError
 
 WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
 LEARNED = "learned"  # the entry for a user's own workdir or export
@@ -71,15 +71,9 @@ class LearnedCodec(Codec):
     container = bitstream.unpack(bytes(source))
     if container.codec != self.name or container.weights_id != self.weights_id:
       raise BitstreamError(f"file was written by {container.codec!r} with other weights, not by {self.name!r}")
-    self._check_size(container.shape, max_pixels or DEFAULT_MAX_PIXELS, BitstreamError, "--max-pixels")
-    self._check_size(container.shape, self.max_pixels, BitstreamError)
-    self.check_claim(container.streams, container.shape)
-    try:
-      latents, check = self.model.latents_of_streams(container.streams, container.shape, self.prepared)
-    except CompzooError:
-      raise
-    except Exception as e:  # the entropy decoder choking on bytes that passed the CRC
-      raise BitstreamError(f"{self.name}: cannot decode payload: {type(e).__name__}: {e}") from None
+    self.check_container(container, max_pixels)
+    latents, check = self.run_decoder(functools.partial(self.model.latents_of_streams, prepared=self.prepared),
+                                      container)
     if container.content_check is not None and check != container.content_check:
       raise BitstreamError(f"{self.name}: decoded symbols fail the file's check: encoder and decoder disagree")
     return latents

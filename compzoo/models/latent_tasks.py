@@ -27,6 +27,7 @@ from flax import nnx
 from compzoo import quantize as quantizers
 from compzoo.errors import UsageError
 from compzoo.models import bmshj2018
+from compzoo.models.segmenter import Stage
 from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.rd import RDOutput
 
@@ -79,17 +80,6 @@ class ResNet(nnx.Module):
     return self.head(jnp.mean(x, axis=(1, 2)))
 
 
-class _Stage(nnx.Module):
-  def __init__(self, inputs: int, outputs: int, *, rngs: nnx.Rngs):
-    self.convs = nnx.List([_conv(inputs, outputs, rngs), _conv(outputs, outputs, rngs)])
-    self.norms = nnx.List([nnx.LayerNorm(outputs, rngs=rngs), nnx.LayerNorm(outputs, rngs=rngs)])
-
-  def __call__(self, x):
-    for conv, norm in zip(self.convs, self.norms):
-      x = jax.nn.relu(norm(conv(x)))
-    return x
-
-
 class EncoderDecoder(nnx.Module):
   """A U-Net over levels ``start`` .. ``depth`` (level l: 1/2^l of the image, width·2^l features; the last
   is the bottleneck); logits at level ``start``, upsampled by 2^start. Inputs are edge-padded to a
@@ -101,9 +91,9 @@ class EncoderDecoder(nnx.Module):
       raise UsageError(f"encoder-decoder start level {start} must lie below its depth {depth}")
     widths = [width * 2 ** level for level in range(start, depth + 1)]
     self.start, self.depth = start, depth
-    self.downs = nnx.List([_Stage(i, o, rngs=rngs) for i, o in zip([inputs] + widths[:-2], widths[:-1])])
-    self.bottom = _Stage(widths[-2], widths[-1], rngs=rngs)
-    self.ups = nnx.List([_Stage(widths[i + 1] + widths[i], widths[i], rngs=rngs) for i in reversed(range(len(widths) - 1))])
+    self.downs = nnx.List([Stage(i, o, rngs=rngs) for i, o in zip([inputs] + widths[:-2], widths[:-1])])
+    self.bottom = Stage(widths[-2], widths[-1], rngs=rngs)
+    self.ups = nnx.List([Stage(widths[i + 1] + widths[i], widths[i], rngs=rngs) for i in reversed(range(len(widths) - 1))])
     self.head = nnx.Conv(widths[0], classes, (1, 1), rngs=rngs)
 
   def __call__(self, x, size):

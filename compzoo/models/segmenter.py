@@ -17,7 +17,7 @@ from flax import nnx
 DEPTH = 3  # poolings: inputs are padded to a multiple of 2**DEPTH
 
 
-class _Stage(nnx.Module):
+class Stage(nnx.Module):
   """Two 3×3 convolutions, each with layer norm and ReLU."""
 
   def __init__(self, inputs: int, outputs: int, *, rngs: nnx.Rngs):
@@ -34,9 +34,9 @@ class Segmenter(nnx.Module):
   def __init__(self, classes: int = 11, width: int = 16, *, rngs: nnx.Rngs):
     widths = [width * 2 ** i for i in range(DEPTH + 1)]
     self.classes, self.channels = classes, 3
-    self.downs = nnx.List([_Stage(i, o, rngs=rngs) for i, o in zip([3] + widths[:-2], widths[:-1])])
-    self.bottom = _Stage(widths[-2], widths[-1], rngs=rngs)
-    self.ups = nnx.List([_Stage(widths[i + 1] + widths[i], widths[i], rngs=rngs) for i in reversed(range(DEPTH))])
+    self.downs = nnx.List([Stage(i, o, rngs=rngs) for i, o in zip([3] + widths[:-2], widths[:-1])])
+    self.bottom = Stage(widths[-2], widths[-1], rngs=rngs)
+    self.ups = nnx.List([Stage(widths[i + 1] + widths[i], widths[i], rngs=rngs) for i in reversed(range(DEPTH))])
     self.head = nnx.Conv(widths[0], classes, (1, 1), rngs=rngs)
 
   def _encode(self, images):
