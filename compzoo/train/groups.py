@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import jax
@@ -74,10 +75,11 @@ def _tops(paths) -> str:
   return ", ".join(sorted({p.split(".")[0] for p in paths})) or "none"
 
 
-def parse_sources(spec: str) -> list[tuple[str, str]]:
-  """'runs/a' or 'codec=runs/a, head=runs/b' -> [(prefix, path)] ('' places parameters where they were)."""
+def parse_sources(spec) -> list[tuple[str, str]]:
+  """'runs/a', a Path, or 'codec=runs/a, head=runs/b' -> [(prefix, path)] ('' places parameters where they
+  were)."""
   sources = []
-  for item in parse_prefixes(spec):
+  for item in parse_prefixes(os.fspath(spec) if isinstance(spec, os.PathLike) else spec):
     prefix, _, path = item.rpartition("=")
     sources.append((prefix.strip(), path.strip()))
   return sources
