@@ -232,6 +232,19 @@ def test_a_mixture_concatenates_sources_and_keeps_the_keys_they_share():
     mixed[3]
 
 
+def test_train_splits_joins_a_sets_splits_for_training_only(folder, tmp_path):
+  root, images = folder
+  data = ml_collections.ConfigDict(dict(source="folder", path=str(root), data_dir=str(tmp_path),
+                                        train_splits="train+val"))
+  joined = pipeline.record_source(data, "train")
+  assert sorted(joined[i]["image"].tobytes() for i in range(len(joined))) == sorted(
+      image.tobytes() for image in images.values())  # all 7, each once
+  assert len(pipeline.record_source(data, "val")) == 2  # evaluation still reads its own split
+  data.train_splits = "train+test"
+  with pytest.raises(UsageError, match="no split 'test'"):
+    pipeline.record_source(data, "train")
+
+
 def test_jpeg_copies_are_made_after_the_crop_at_random_or_spread_qualities():
   from compzoo import jpeg
   source = pipeline.record_source(ml_collections.ConfigDict(dict(source="embedded")), "train")

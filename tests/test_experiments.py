@@ -151,3 +151,34 @@ def test_refine_table_compares_refinement_with_jpeg_at_identical_bytes(tmp_path)
   assert (tmp_path / "refine_table.md").is_file()
   result = _app("refine_table", f"--results={tmp_path / 'none.json'}")
   assert result.returncode != 0 and "no bench results" in result.stderr
+
+
+def test_l3c_recipes_change_one_thing_at_the_same_pixels_per_step():
+  from experiments.l3c_recipes import RECIPES, recipe_config
+  base = recipe_config("x2", 10)
+  for name in RECIPES:
+    config = recipe_config(name, 10)
+    assert config.train.steps == 10 and config.data.crop ** 2 * config.data.batch_size == 64 ** 2 * 8, name
+    assert config.objective == base.objective, name
+  assert recipe_config("native", 10).data.train_splits == "train+test"
+  assert recipe_config("mix-wide", 10).model.features == 48 and recipe_config("mix", 10).model == base.model
+  with pytest.raises(ValueError, match="unknown recipe"):
+    recipe_config("bigger", 10)
+
+
+def test_training_curves_read_hours_and_score_every_kept_checkpoint(tmp_path):
+  from experiments.configs import l3c
+  from compzoo.train.loop import train_and_evaluate
+  config = l3c.get_config("tiny")
+  config.data = dict(source="embedded", crop=32, batch_size=2)
+  config.train.update(steps=4, log_every=1, checkpoint_every=2, eval_every=4, keep_checkpoints=5)
+  train_and_evaluate(config, tmp_path / "run", progress=False)
+  result = _app("training_curves", f"--runs=tiny={tmp_path / 'run'}", "--val_limit=1", f"--out={tmp_path / 'c.png'}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  run = json.loads((tmp_path / "c.json").read_text())["tiny"]
+  assert run["steps"] == [1, 2, 3, 4] and run["hours"] == sorted(run["hours"]) and run["hours"][0] > 0
+  assert [p["step"] for p in run["checkpoints"]] == [2, 4]
+  assert all(0 < p["camvid-val"] < 20 and 0 < p["bsds-val-x2"] < 20 for p in run["checkpoints"])
+  assert (tmp_path / "c.png").stat().st_size > 1000
+  missing = _app("training_curves", f"--runs=x={tmp_path / 'nothing'}", f"--out={tmp_path / 'd.png'}")
+  assert missing.returncode == 1 and "no metrics.csv" in missing.stderr

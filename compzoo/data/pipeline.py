@@ -92,7 +92,7 @@ def record_source(data: Mapping, split: str) -> RecordSource:
   data.source: 'folder', 'paired_folders', 'class_zips', 'mnist_idx' (data.path, data.downscale; cached as
   TFDS array_record under data.data_dir), 'tfds' (data.name, a prepared TFDS dataset in data.data_dir,
   e.g. 'div2k' or 'cityscapes', keys renamed by data.rename), 'embedded', or 'mixture' (data.parts: a
-  list of such sections, concatenated).
+  list of such sections, concatenated). ``data.train_splits`` ('train+test') joins several splits for training.
   """
   source = data.get("source")
   if source == "mixture":  # data.parts: data sections of their own, e.g. BSDS500 and CamVid
@@ -104,9 +104,13 @@ def record_source(data: Mapping, split: str) -> RecordSource:
   if source in LOCAL_SOURCES:
     from compzoo.data.builders import prepare  # imports tfds, slow; only needed here
     splits = prepare(source, data.get("path"), _data_dir(data), downscale=data.get("downscale", 1))
-    if split not in splits:
-      raise UsageError(f"{source} data at {data.get('path')} has no split {split!r}; it has {', '.join(splits)}")
-    return RecordSource(splits[split])
+    # data.train_splits='train+test' trains on several of a set's splits (BSDS500's test split is not ours).
+    names = (data.get("train_splits") or split) if split == "train" else split
+    for name in names.split("+"):
+      if name not in splits:
+        raise UsageError(f"{source} data at {data.get('path')} has no split {name!r}; it has {', '.join(splits)}")
+    parts = [splits[name] for name in names.split("+")]
+    return RecordSource(parts[0] if len(parts) == 1 else _Concatenated(parts))
   if source == "tfds":
     import tensorflow_datasets as tfds
     try:

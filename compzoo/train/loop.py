@@ -153,7 +153,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
       finished = done == total or done == stop_at or out_of_time
       if done % train_cfg.log_every == 0 or finished:
         last = _mean(pending)
-        last["images_per_s"] = len(pending) * config.data.batch_size / (time.perf_counter() - interval_start)
+        seconds = time.perf_counter() - interval_start
+        # interval_s: this row's wall time, so summing a column of metrics.csv gives training hours across resumes
+        last["images_per_s"], last["interval_s"] = len(pending) * config.data.batch_size / seconds, seconds
         if not np.isfinite(last["loss"]):
           raise CompzooError(f"loss became {last['loss']} by step {done}; lower the learning rate or check the data")
         log.scalars(done, last)

@@ -40,8 +40,9 @@ def data(name: str, crop: int, batch_size: int, **options) -> dict:
 
 def train(size: str, steps: int, **options) -> dict:
   """The train section: ``steps`` and the size's cadences; ``init_from`` (warm start), ``freeze`` (path
-  prefixes) and ``max_seconds`` (wall-clock budget, 0: none) are there to be overridden."""
-  return {**dict(steps=steps, seed=0, eval_images=4, init_from="", freeze="", max_seconds=0),
+  prefixes), ``max_seconds`` (wall-clock budget, 0: none) and ``keep_checkpoints`` (how many a run keeps: more
+  for a learning curve over them) are there to be overridden."""
+  return {**dict(steps=steps, seed=0, eval_images=4, init_from="", freeze="", max_seconds=0, keep_checkpoints=2),
           **_SCHEDULES[size], **options}
 
 

@@ -1,0 +1,34 @@
+"""The held-out images that L3C recipes and learning curves are scored on, and the score: a model's own bits
+per sub-pixel on whole images. CamVid's val split and BSDS500's val split box-downscaled by 2 (its JPEG
+history averaged away); never Kodak or CamVid test, which are the reported sets."""
+
+_BSDS = "../shared/data/train/bsds500"
+_CAMVID = "../shared/data/camvid"
+VALIDATION = {"camvid-val": f"{_CAMVID}/val/images", "bsds-val-x2": f"{_BSDS}/val"}
+
+
+def validation_images(limit: int = 0) -> dict[str, list]:
+  """Held-out images cropped to multiples of 8: CamVid val as it is, BSDS500 val box-downscaled by 2."""
+  from compzoo import data
+  from compzoo.data.builders import downscale_image
+  sets = {}
+  for name, folder in VALIDATION.items():
+    images = list(data.image_set(folder, limit).values())
+    if name.endswith("-x2"):
+      images = [downscale_image(image, 2) for image in images]
+    sets[name] = [image[: image.shape[0] // 8 * 8, : image.shape[1] // 8 * 8] for image in images]
+  return sets
+
+
+def validation_bpsp(model, sets) -> dict[str, float]:
+  """Mean over images of the model's bits per sub-pixel (its training rate, which real coding meets to
+  within the coder's overhead)."""
+  import numpy as np
+  from flax import nnx
+
+  @nnx.jit
+  def bits(model, image):
+    output = model(image[None])
+    return sum(b.sum() for b in output.bits.values()) / (image.shape[0] * image.shape[1] * 3)
+
+  return {name: float(np.mean([float(bits(model, image)) for image in images])) for name, images in sets.items()}
