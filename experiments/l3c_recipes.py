@@ -20,6 +20,7 @@ from pathlib import Path
 from absl import app, flags, logging
 
 from experiments import launch
+from experiments.configs import presets
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("recipes", [], "Recipes to run (default: all of RECIPES).")
@@ -34,8 +35,7 @@ _CAMVID = "../shared/data/camvid"
 _DATA = {  # training data choices: data sections of experiments/configs/presets.DATASETS' kind
     "bsds": dict(source="folder", path=_BSDS, train_splits="train+test"),
     "camvid": dict(source="paired_folders", path=_CAMVID),
-    "mix": dict(source="mixture", parts=[dict(source="folder", path=_BSDS, train_splits="train+test"),
-                                         dict(source="paired_folders", path=_CAMVID)]),
+    "mix": {key: value for key, value in presets.DATASETS["bsds500+camvid"].items()},
 }
 # name: (what it changes, config overrides as dotted paths). The first is the shipped recipe before #17.
 RECIPES = {
@@ -52,10 +52,12 @@ RECIPES = {
 
 
 def recipe_config(name: str, steps: int):
-  from experiments.configs import l3c, presets
+  from experiments.configs import l3c
   if name not in RECIPES:
     raise ValueError(f"unknown recipe {name!r}; use one of {', '.join(RECIPES)}")
   config = l3c.get_config("cpu")
+  config.data = presets.data("bsds500", config.data.crop, config.data.batch_size, downscale=2)  # the old recipe
+  config.optimizer.learning_rate = 1e-3
   for path, value in RECIPES[name][1].items():
     if path == "data":  # a whole data section: keep the crop and batch
       config.data = dict(value, crop=config.data.crop, batch_size=config.data.batch_size,

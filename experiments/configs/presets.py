@@ -22,6 +22,10 @@ DATASETS = {
     "cifar10": dict(source="class_zips", path="../shared/data/cifar10", eval_split="test"),
     "mnist": dict(source="mnist_idx", path="../shared/data/mnist", eval_split="test"),
     "embedded": dict(source="embedded"),
+    # BSDS500's train and test photos at native resolution and CamVid's train frames, one record each (issue #17).
+    "bsds500+camvid": dict(source="mixture", parts=[
+        dict(source="folder", path="../shared/data/train/bsds500", train_splits="train+test", data_dir=DATA_DIR),
+        dict(source="paired_folders", path="../shared/data/camvid", data_dir=DATA_DIR)]),
 }
 _SCHEDULES = {  # steps are set per method; these are the logging and checkpoint cadences
     "tiny": dict(log_every=10, eval_every=50, checkpoint_every=50),
