@@ -5,6 +5,9 @@
     python -m experiments.train --config=experiments/configs/l3c.py:cpu-rgb --workdir=runs/l3c-rgb
     python -m experiments.train --config=experiments/configs/l3c.py:cpu-rgb-shared --workdir=runs/l3c-rgb-shared
     python -m experiments.train --config=experiments/configs/l3c.py:gpu --workdir=runs/l3c-gpu
+    # the shipped l3c: the weights shipped before issue #17, fine-tuned on this data (README, "The long runs")
+    python -m experiments.train --config=experiments/configs/l3c.py:cpu --workdir=runs/l3c-long \
+        --config.train.init_from=OLD_EXPORT --config.optimizer.learning_rate=5e-4 --config.train.steps=2500
 
 Variant = size [-rgb | -rgb-shared]. Sizes: ``tiny`` (a smoke test, a minute on 2 CPU cores), ``cpu`` (the
 shipped checkpoints: Cf=32, 4 residual blocks, sized for 2 CPU cores), ``gpu`` (the paper: Cf=64, 8 blocks,
