@@ -35,7 +35,7 @@ _CAMVID = "../shared/data/camvid"
 _DATA = {  # training data choices: data sections of experiments/configs/presets.DATASETS' kind
     "bsds": dict(source="folder", path=_BSDS, train_splits="train+test"),
     "camvid": dict(source="paired_folders", path=_CAMVID),
-    "mix": {key: value for key, value in presets.DATASETS["bsds500+camvid"].items()},
+    "mix": dict(presets.DATASETS["bsds500+camvid"]),
 }
 # name: (what it changes, config overrides as dotted paths). The first is the shipped recipe before #17.
 RECIPES = {

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
+from compzoo.errors import UsageError
 from experiments import launch
 
 FLAGS = flags.FLAGS
@@ -29,12 +30,10 @@ def training_hours(workdir) -> tuple[list[int], list[float], list[float]]:
   """-> (steps, cumulative hours, bpsp) of metrics.csv's rows."""
   path = Path(workdir) / "metrics.csv"
   if not path.is_file():
-    from compzoo.errors import UsageError
     raise UsageError(f"{workdir}: no metrics.csv")
   with path.open(newline="") as f:
     rows = list(csv.DictReader(f))
   if not rows or "interval_s" not in rows[0]:
-    from compzoo.errors import UsageError
     raise UsageError(f"{path} has no interval_s column (written by runs since issue #17)")
   steps, hours, bpsp, total = [], [], [], 0.0
   for row in rows:

@@ -105,11 +105,11 @@ def record_source(data: Mapping, split: str) -> RecordSource:
     from compzoo.data.builders import prepare  # imports tfds, slow; only needed here
     splits = prepare(source, data.get("path"), _data_dir(data), downscale=data.get("downscale", 1))
     # data.train_splits='train+test' trains on several of a set's splits (BSDS500's test split is not ours).
-    names = (data.get("train_splits") or split) if split == "train" else split
-    for name in names.split("+"):
+    names = ((data.get("train_splits") or split) if split == "train" else split).split("+")
+    for name in names:
       if name not in splits:
         raise UsageError(f"{source} data at {data.get('path')} has no split {name!r}; it has {', '.join(splits)}")
-    parts = [splits[name] for name in names.split("+")]
+    parts = [splits[name] for name in names]
     return RecordSource(parts[0] if len(parts) == 1 else _Concatenated(parts))
   if source == "tfds":
     import tensorflow_datasets as tfds
