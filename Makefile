@@ -15,7 +15,7 @@ JOBS ?= 2
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny bench-train bench-lossless bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks bench-coder fuzz cross-decode lock clean
+.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks bench-coder fuzz cross-decode lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -40,6 +40,11 @@ test-fast: $(STAMP)
 
 train-tiny: $(STAMP)
 	$(BIN)/python -m experiments.train --config=experiments/configs/bmshj2018_factorized.py:tiny --workdir=runs/tiny
+
+# The tiny config as a 2-process run on this machine (2 fake CPU devices each, gloo collectives).
+train-2x2: $(STAMP)
+	$(BIN)/python -m experiments.launch_local --processes=2 --devices_per_process=2 -- \
+		--config=experiments/configs/bmshj2018_factorized.py:tiny --workdir=runs/tiny-2x2
 
 bench-train: $(STAMP)
 	$(BIN)/python -m experiments.bench_train --config=experiments/configs/bmshj2018_factorized.py:cpu --steps=20

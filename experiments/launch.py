@@ -1,16 +1,36 @@
-"""What every experiments/ app does around its work: optional multi-host start, and one-line errors."""
+"""What every experiments/ app does around its work: optional multi-process start, and one-line errors."""
 
 import sys
 
 from compzoo.errors import CompzooError
 
 
-def run(work, distributed: bool = False):
-  if distributed:
-    from compzoo.train.mesh import initialize_distributed
-    initialize_distributed()
+def run(work, cluster=None):
+  """Runs ``work()``; a ``CompzooError`` becomes one line on stderr and exit status 1. ``cluster``: a
+  ``compzoo.train.cluster.ClusterSpec`` to join first (multi-process runs); the process leaves the run in
+  step with the others, and tells them when it fails."""
+  if cluster is None:
+    return _run(work)
+  from compzoo.train.cluster import Cluster
+  member = Cluster(cluster)
   try:
     work()
   except CompzooError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+    member.finish(error=str(e))
+    _exit_with(e)
+  except BaseException as e:
+    member.finish(error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    raise
+  member.finish()
+
+
+def _run(work):
+  try:
+    work()
+  except CompzooError as e:
+    _exit_with(e)
+
+
+def _exit_with(error: CompzooError):
+  print(f"error: {error}", file=sys.stderr)
+  sys.exit(1)

@@ -187,6 +187,26 @@ def test_batches_depend_only_on_seed_and_step(folder, tmp_path):
   assert not np.array_equal(next(other)["image"], batches[0])
 
 
+def test_process_shares_are_the_rows_of_the_one_process_batches(folder, tmp_path):
+  root, _ = folder
+  source = pipeline.RecordSource(prepare("folder", root, tmp_path)["train"])
+  whole = pipeline.train_batches(source, crop=16, batch_size=4, seed=3, start_step=2, with_indices=True)
+  expected = [next(whole) for _ in range(3)]
+  for count in (2, 4):
+    shares = [pipeline.train_batches(source, crop=16, batch_size=4, seed=3, start_step=2, shard=(index, count),
+                                     with_indices=True) for index in range(count)]
+    for batch in expected:
+      parts = [next(share) for share in shares]
+      assert all(part["image"].shape[0] == 4 // count for part in parts)
+      np.testing.assert_array_equal(np.concatenate([part["image"] for part in parts]), batch["image"])
+      np.testing.assert_array_equal(np.concatenate([part["source_index"] for part in parts]), batch["source_index"])
+  assert len(set(expected[0]["source_index"].tolist())) == 4  # distinct records within a batch
+  with pytest.raises(UsageError, match="equal share"):
+    pipeline.train_batches(source, crop=16, batch_size=4, seed=3, shard=(0, 3))
+  with pytest.raises(UsageError, match="equal share"):
+    pipeline.train_batches(source, crop=16, batch_size=4, seed=3, shard=(2, 2))
+
+
 def test_bad_sources_are_usage_errors(tmp_path):
   with pytest.raises(UsageError, match="no such data folder"):
     prepare("folder", tmp_path / "missing", tmp_path)

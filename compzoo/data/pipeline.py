@@ -6,7 +6,8 @@ per record and apply them to every spatial key together (label maps are cut and 
 interpolated), and batches are dicts of stacked arrays that the loop shards as they come.
 
 Batch ``i`` of a run is a pure function of (seed, i): the pipeline is a grain ``MapDataset`` indexed by
-step, so a resumed run reads exactly the batches an uninterrupted one would have read.
+step, so a resumed run reads exactly the batches an uninterrupted one would have read, and the processes of
+a multi-process run each read their own rows of the batches a single process would have read.
 """
 
 from __future__ import annotations
@@ -201,16 +202,33 @@ def _pad_to_at_least(record: dict, size: int) -> dict:
 
 
 def train_batches(source, crop: int, batch_size: int, seed: int, start_step: int = 0,
-                  num_threads: int = 2, flip: bool = True, jpeg_quality=None) -> Iterator[dict]:
-  """Endless batches of records (image: batch_size×crop×crop×C uint8, ...), starting at batch ``start_step``.
+                  num_threads: int = 2, flip: bool = True, jpeg_quality=None, shard: tuple[int, int] = (0, 1),
+                  with_indices: bool = False) -> Iterator[dict]:
+  """Endless batches of records (image: rows×crop×crop×C uint8, ...), starting at batch ``start_step``.
   ``flip=False`` for data whose mirror images are not samples of it (digits); ``jpeg_quality`` (low,
-  high) adds each crop's JPEG at a random quality (``JpegDegrade``)."""
+  high) adds each crop's JPEG at a random quality (``JpegDegrade``).
+
+  ``batch_size`` is the global batch; ``shard=(index, count)`` gives this process rows
+  ``index*rows ... (index+1)*rows - 1`` of every global batch (rows = batch_size / count) and reads only
+  the records in them. Every record's crop and flip depend only on (seed, its place in the stream), so the
+  processes together read exactly the global batches of a one-process run with the same seed.
+  ``with_indices`` adds ``source_index`` (int) to each record: which record of ``source`` it is.
+  """
   if len(source) == 0:
     raise UsageError("the training split has no records")
-  dataset = grain.MapDataset.source(source).seed(seed).shuffle().repeat(None).random_map(RandomCropFlip(crop, flip))
+  index, count = shard
+  if count < 1 or not 0 <= index < count or batch_size % count:
+    raise UsageError(f"cannot give shard {index} of {count} an equal share of a batch of {batch_size}")
+  dataset = grain.MapDataset.source(source)
+  if with_indices:
+    dataset = dataset.map_with_index(lambda i, record: {**record, "source_index": np.int64(i)})
+  dataset = dataset.seed(seed).shuffle().repeat(None).random_map(RandomCropFlip(crop, flip))
   if jpeg_quality:
     dataset = dataset.random_map(JpegDegrade(jpeg_quality))
-  dataset = dataset.batch(batch_size, drop_remainder=True)
+  # Blocks of `rows` consecutive records; global batch i is blocks i*count ... i*count + count - 1.
+  dataset = dataset.batch(batch_size // count, drop_remainder=True)
+  if count > 1:
+    dataset = dataset[index::count]
   dataset = dataset.slice(slice(start_step, None))
   options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=4)
   return iter(dataset.to_iter_dataset(read_options=options))

@@ -1,6 +1,7 @@
 """Where a run's numbers go: WORKDIR/metrics.csv (training, step first, one column per metric),
 WORKDIR/eval.csv (the loop's evaluations, same layout), TensorBoard events (scalars, reconstructions) and a
-progress bar with rate and ETA."""
+progress bar with rate and ETA, all written by process 0 of a run; optionally WORKDIR/reads/ (each process's
+share of the data)."""
 
 from __future__ import annotations
 
@@ -70,5 +71,34 @@ class MetricsLog:
     self.tensorboard.close()
 
 
-def _format(value: float) -> str:
-  return f"{value:.6g}"
+def _format(value) -> str:
+  return value if isinstance(value, str) else f"{value:.6g}"
+
+
+class NoLog:
+  """What processes other than 0 log in a multi-process run: nothing (process 0 writes for the run)."""
+
+  def advance(self, steps: int = 1) -> None:
+    pass
+
+  def scalars(self, step: int, values: dict[str, float]) -> None:
+    pass
+
+  def evaluation(self, step: int, values: dict[str, float], images: np.ndarray | None = None) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+
+class ReadsLog:
+  """WORKDIR/reads/process-<id>.csv (``train.log_reads``): which source records this process read at each
+  step (its rows of the global batch), to check that processes read disjoint shares."""
+
+  def __init__(self, workdir, process: int, start_step: int):
+    path = Path(workdir) / "reads" / f"process-{process}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    self.csv = CsvLog(path, start_step)
+
+  def write(self, step: int, source_indices) -> None:
+    self.csv.write(step + 1, {"source_indices": " ".join(str(int(i)) for i in source_indices)})

@@ -5,6 +5,11 @@ Reproducibility: step ``i`` uses batch ``i`` of the data pipeline and the key fo
 stopped after a checkpoint and resumed ends with the parameters of an uninterrupted run. That is also how a
 run trains under a wall-clock budget (``train.max_seconds``): it stops after a checkpoint once the budget
 is spent, and running it again goes on from there (how a GPU config is trained in 10-minute commands).
+
+Several processes (``jax.distributed``, see compzoo/train/cluster.py) run this same loop: each reads its own
+rows of every global batch (the rows a one-process run would have put on its devices), the compiled step
+sees one global batch, and only process 0 writes metrics.csv, eval.csv, TensorBoard and the export; orbax
+checkpoints are saved and restored by all of them together.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -24,7 +28,7 @@ from compzoo import exports, models
 from compzoo.data import pipeline
 from compzoo.errors import CompzooError, UsageError
 from compzoo.train import groups, mesh as mesh_lib
-from compzoo.train.logs import MetricsLog
+from compzoo.train.logs import MetricsLog, NoLog, ReadsLog
 from compzoo.train.objectives import Objective
 from compzoo.train.optim import make_optimizer
 from compzoo.train.registry import make_objective
@@ -108,7 +112,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
   budget = float(train_cfg.get("max_seconds", 0) or 0)
   started = time.monotonic()
   mesh = mesh_lib.make_mesh()
-  local_batch = mesh_lib.check_batch_size(config.data.batch_size, mesh)
+  mesh_lib.check_batch_size(config.data.batch_size, mesh)
+  chief = jax.process_index() == 0
 
   objective, train_state = new_train_state(config)
   checkpoints = checkpoints_lib.Checkpoints(workdir, keep=train_cfg.get("keep_checkpoints", 2))
@@ -122,13 +127,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
     if groups.parse_prefixes(saved.train.get("freeze", "")) != groups.parse_prefixes(train_cfg.get("freeze", "")):
       raise UsageError(f"{workdir} holds a run that froze {saved.train.get('freeze', '') or 'nothing'}; "
                        "resume with the same train.freeze or use a new workdir")
-    checkpoints.restore(start, train_state.model, train_state.optimizers)
   elif train_cfg.get("init_from"):
     report = groups.warm_start(train_state.model, train_cfg.init_from)
-    groups.write_report(report, workdir)
-    print(report.summary())
+    if chief:
+      groups.write_report(report, workdir)
+      print(report.summary())
 
   graphdef, state = place(train_state, mesh)
+  if start:  # into the placed state: every process restores the replicated arrays of the whole mesh
+    nnx.update(train_state, state)
+    checkpoints.restore(start, train_state.model, train_state.optimizers)
+    state = nnx.state(train_state)
   step_fn = compile_step(objective, graphdef, mesh)
   eval_fn = compile_eval(objective, graphdef, mesh)
 
@@ -136,20 +145,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
   degrade = config.data.get("jpeg_quality")
   eval_records = pipeline.eval_batch(_eval_source(config.data, train_source), config.data.crop,
                                      train_cfg.get("eval_images", 4), degrade)
-  batches = pipeline.train_batches(train_source, config.data.crop, local_batch,
-                                   seed=train_cfg.seed + 7919 * jax.process_index(), start_step=start,
-                                   flip=config.data.get("flip", True), jpeg_quality=degrade)
+  log_reads = train_cfg.get("log_reads", False)
+  batches = pipeline.train_batches(train_source, config.data.crop, config.data.batch_size, seed=train_cfg.seed,
+                                   start_step=start, flip=config.data.get("flip", True), jpeg_quality=degrade,
+                                   shard=(jax.process_index(), jax.process_count()), with_indices=log_reads)
+  eval_records = mesh_lib.replicate(eval_records, mesh)
   base_key = jax.random.PRNGKey(train_cfg.seed)
-  log = MetricsLog(workdir, start, total, progress=progress and jax.process_index() == 0)
+  log = MetricsLog(workdir, start, total, progress=progress) if chief else NoLog()
+  reads = ReadsLog(workdir, jax.process_index(), start) if log_reads else None
   last, pending, interval_start, done = {}, [], time.perf_counter(), start
   try:
     for step in range(start, total):
-      batch = mesh_lib.shard_batch(next(batches), mesh)
+      local = next(batches)
+      if reads:
+        reads.write(step, local.pop("source_index"))
+      batch = mesh_lib.shard_batch(local, mesh)
       state, step_metrics = step_fn(state, batch, jax.random.fold_in(base_key, step))
       pending.append(step_metrics)
       done = step + 1
       log.advance()
-      out_of_time = budget > 0 and time.monotonic() - started >= budget
+      out_of_time = budget > 0 and mesh_lib.agree(time.monotonic() - started >= budget)
       finished = done == total or done == stop_at or out_of_time
       if done % train_cfg.log_every == 0 or finished:
         last = _mean(pending)
@@ -161,7 +176,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
         log.scalars(done, last)
         pending, interval_start = [], time.perf_counter()
       if done % train_cfg.eval_every == 0 or finished:
-        values, pictures = eval_fn(state, {key: jnp.asarray(value) for key, value in eval_records.items()})
+        values, pictures = eval_fn(state, eval_records)
         log.evaluation(done, {k: float(v) for k, v in values.items()},
                        None if pictures is None else np.asarray(pictures))
       if done % train_cfg.checkpoint_every == 0 or finished:
@@ -175,7 +190,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
     log.close()
     checkpoints.close()
   nnx.update(train_state, state)
-  if done == total and jax.process_index() == 0:
+  if done == total and chief:
     exports.write(workdir / "export", config, train_state.model)
   return last
 

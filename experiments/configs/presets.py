@@ -44,9 +44,11 @@ def data(name: str, crop: int, batch_size: int, **options) -> dict:
 
 def train(size: str, steps: int, **options) -> dict:
   """The train section: ``steps`` and the size's cadences; ``init_from`` (warm start), ``freeze`` (path
-  prefixes), ``max_seconds`` (wall-clock budget, 0: none) and ``keep_checkpoints`` (how many a run keeps: more
-  for a learning curve over them) are there to be overridden."""
-  return {**dict(steps=steps, seed=0, eval_images=4, init_from="", freeze="", max_seconds=0, keep_checkpoints=2),
+  prefixes), ``max_seconds`` (wall-clock budget, 0: none), ``keep_checkpoints`` (how many a run keeps: more
+  for a learning curve over them) and ``log_reads`` (WORKDIR/reads/: which records each process read) are
+  there to be overridden."""
+  return {**dict(steps=steps, seed=0, eval_images=4, init_from="", freeze="", max_seconds=0, keep_checkpoints=2,
+                 log_reads=False),
           **_SCHEDULES[size], **options}
 
 
