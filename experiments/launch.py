@@ -12,7 +12,10 @@ def run(work, cluster=None):
   if cluster is None:
     return _run(work)
   from compzoo.train.cluster import Cluster
-  member = Cluster(cluster)
+  try:
+    member = Cluster(cluster)
+  except CompzooError as e:
+    _exit_with(e)
   try:
     work()
   except CompzooError as e:

@@ -139,6 +139,7 @@ def test_a_killed_process_stops_the_other_with_a_clear_error(tmp_path):
   status, stderr, seconds = _start_and_kill(tmp_path, victim=1)
   assert status == 1, stderr[-3000:]
   assert "error: process 1 of 2 stopped responding" in stderr and "Traceback" not in stderr
+  print(f"process 0 stopped {seconds:.1f} s after process 1 was killed")
   assert seconds < TIMEOUT_S * 2, seconds
 
 
@@ -149,12 +150,37 @@ def test_a_killed_coordinator_stops_the_other_within_the_timeout(tmp_path):
   assert seconds < TIMEOUT_S * 2, seconds
 
 
-def test_a_failing_process_tells_the_others_why(tmp_path):
-  # Process 1 alone cannot read its data: both stop, process 0 saying why process 1 did.
+@pytest.mark.parametrize("failing", [1, 0])
+def test_a_failing_process_tells_the_others_why(tmp_path, failing):
+  # One process alone cannot read its data: both stop, the other saying why.
   argv_env = commands(2, 2, _args(tmp_path / "run"), timeout=TIMEOUT_S)
-  argv_env[1][0].extend(["--config.data.source=folder", f"--config.data.path={tmp_path / 'missing'}"])
+  argv_env[failing][0].extend(["--config.data.source=folder", f"--config.data.path={tmp_path / 'missing'}"])
+  started = time.monotonic()
   results = [subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for argv, env in argv_env]
   stderrs = [p.communicate(timeout=TIMEOUT_S * 6)[1] for p in results]
+  print(f"process {failing} failed; both stopped after {time.monotonic() - started:.1f} s")
   assert [p.returncode for p in results] == [1, 1], stderrs
-  assert "error: process 1 of 2 failed: error:" in stderrs[0] and "missing" in stderrs[0], stderrs[0][-3000:]
+  assert f"error: no such data folder: {tmp_path / 'missing'}" in stderrs[failing]
+  other = stderrs[1 - failing]
+  assert f"error: process {failing} of 2 failed: no such data folder" in other and "Traceback" not in other, other[-3000:]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--distributed", "--num_processes=2"], "together, or none of them"),
+    (["--process_id=0"], "need --distributed"),
+    (["--distributed", "--coordinator_address=127.0.0.1:9", "--num_processes=2", "--process_id=2"], "not in 0 ... 1"),
+    (["--distributed"], "cannot join a multi-process run"),  # no cluster to discover here
+    # Process 1 alone: nobody hosts the coordinator, so it gives up after the timeout with a clear line.
+    (["--distributed", "--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--process_id=1",
+      "--distributed_timeout=3"], "did not all connect to the coordinator at 127.0.0.1:"),
+])
+def test_bad_cluster_flags_and_a_missing_coordinator_are_clear_errors(tmp_path, flags, message):
+  from experiments.launch_local import free_port
+  flags = [flag.format(port=free_port()) for flag in flags]
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  started = time.monotonic()
+  result = subprocess.run([sys.executable, "-m", "experiments.train", *_args(tmp_path / "run"), *flags], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr and time.monotonic() - started < 60

@@ -29,6 +29,8 @@ import time
 
 import jax
 
+from compzoo.errors import UsageError
+
 FAILED_PREFIX = "compzoo/failed/"
 POLL_S = 0.5
 
@@ -54,16 +56,26 @@ class ClusterSpec:
 
 
 class Cluster:
-  """This process's membership of a multi-process run (``start`` joins, ``finish`` leaves)."""
+  """This process's membership of a multi-process run: constructing it joins the run, ``finish`` leaves."""
 
   def __init__(self, spec: ClusterSpec):
     self.spec = spec
     # CPU collectives across processes need gloo (the default has none); accelerators ignore this setting.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.config.update("jax_enable_recoverability", True)
-    jax.distributed.initialize(spec.coordinator, spec.num_processes, spec.process_id,
-                               initialization_timeout=spec.timeout_s, heartbeat_timeout_seconds=spec.timeout_s,
-                               shutdown_timeout_seconds=spec.timeout_s)
+    # JAX aborts with a C++ stack trace when the processes fail to meet in time; this timer says why first.
+    timer = threading.Timer(spec.timeout_s, _connect_timed_out, args=(spec,))
+    timer.daemon = True
+    timer.start()
+    try:
+      jax.distributed.initialize(spec.coordinator, spec.num_processes, spec.process_id,
+                                 initialization_timeout=spec.timeout_s + 10, heartbeat_timeout_seconds=spec.timeout_s,
+                                 shutdown_timeout_seconds=spec.timeout_s)
+    except (ValueError, RuntimeError) as e:  # no cluster found, or initialised twice
+      raise UsageError(f"cannot join a multi-process run: {e} (JAX finds SLURM, TPU pods, Open MPI and Kubernetes "
+                       "jobs by itself; elsewhere give --coordinator_address, --num_processes and --process_id)") from None
+    finally:
+      timer.cancel()
     self.index, self.count = jax.process_index(), jax.process_count()
     self.watchdog = Watchdog(self)
     self.watchdog.start()
@@ -86,10 +98,16 @@ class Cluster:
   def finish(self, error: str | None = None) -> None:
     """Leaves the run. ``error``: this process failed (published for the others, no barrier: they may be
     blocked in a step). Otherwise every process meets at a barrier first."""
+    if error is None:
+      try:
+        self.client.wait_at_barrier("compzoo/finish", self.spec.timeout_s * 1000)
+      except Exception as e:  # noqa: BLE001 (a process never arrived; the watchdog may already be ending this one)
+        error = f"the others did not finish within {self.spec.timeout_s} s: {str(e).splitlines()[0]}"
     if error is not None:
-      self.client.key_value_set(f"{FAILED_PREFIX}{self.index}", error)
-    else:
-      self.client.wait_at_barrier("compzoo/finish", self.spec.timeout_s * 1000)
+      try:
+        self.client.key_value_set(f"{FAILED_PREFIX}{self.index}", error)
+      except Exception:  # noqa: BLE001 (the coordinator is gone: nobody is left to tell)
+        pass
     self.watchdog.stop()
     if self.index == 0:
       self.wait_for_peers_to_leave()
@@ -105,6 +123,13 @@ class Cluster:
       except Exception:  # the service is going away: nothing left to wait for
         return
       time.sleep(POLL_S / 5)
+
+
+def _connect_timed_out(spec: ClusterSpec) -> None:
+  where = f"the coordinator at {spec.coordinator}" if spec.coordinator else "the coordinator JAX discovered"
+  print(f"error: the run's processes did not all connect to {where} within {spec.timeout_s} s (is every "
+        "process started, with the same --num_processes, and can it reach process 0?)", file=sys.stderr, flush=True)
+  os._exit(1)
 
 
 class Watchdog(threading.Thread):
@@ -133,8 +158,8 @@ class Watchdog(threading.Thread):
     except Exception as e:  # noqa: BLE001 (any RPC failure means the coordinator is unreachable)
       return f"lost the coordinator (process 0): {str(e).splitlines()[0]}"
     lines = [f"process {i} of {cluster.count} failed: {failures[i]}" if i in failures else
-             f"process {i} of {cluster.count} stopped responding (no heartbeat for {cluster.spec.timeout_s} s: "
-             "killed, crashed, or its host is unreachable)" for i in sorted(missing | set(failures))]
+             f"process {i} of {cluster.count} stopped responding (killed, crashed, or its host is unreachable; "
+             f"heartbeat timeout {cluster.spec.timeout_s} s)" for i in sorted(missing | set(failures))]
     return "; ".join(lines) or None
 
   def abort(self, problem: str) -> None:
@@ -143,4 +168,8 @@ class Watchdog(threading.Thread):
     sys.stdout.flush()
     if self.cluster.index == 0:  # let the others notice and leave before the service goes
       self.cluster.wait_for_peers_to_leave()
+    else:  # disconnect, so that process 0 need not wait for a missed heartbeat (the main thread may be stuck)
+      leaving = threading.Thread(target=self.cluster.client.shutdown, daemon=True)
+      leaving.start()
+      leaving.join(timeout=2)
     os._exit(1)
