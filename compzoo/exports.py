@@ -40,6 +40,7 @@ class Export:
   model: nnx.Module  # built without training-only parts
   weights_id: bytes
   tables: Any = None  # the model's integer coding tables, or None
+  retired_ids: tuple = ()  # ids that files of the same weights carried under older coding revisions
 
 
 def params_bytes(model: nnx.Module) -> bytes:
@@ -50,8 +51,18 @@ def tables_bytes(tables) -> bytes:
   return b"" if tables is None else serialization.msgpack_serialize(tables)
 
 
-def weights_id(params: bytes, tables: bytes = b"") -> bytes:
-  return hashlib.blake2b(params + tables, digest_size=16).digest()
+def weights_id(params: bytes, tables: bytes = b"", revision: int = 1) -> bytes:
+  """What a file names to say which weights decode it. A model whose coding changed without its weights
+  (``CODING_REVISION`` > 1: L3C's and PixelCNN's tables since issue #19) hashes its revision in too, so
+  files of the old coding are refused by name instead of decoding to garbage."""
+  salt = b"" if revision == 1 else b"\0coding-revision-%d" % revision
+  return hashlib.blake2b(params + tables + salt, digest_size=16).digest()
+
+
+def _export(config, model, params: bytes, tables_raw: bytes, tables) -> Export:
+  revision = getattr(type(model), "CODING_REVISION", 1)
+  retired = tuple(weights_id(params, tables_raw, r) for r in range(1, revision))
+  return Export(config, model, weights_id(params, tables_raw, revision), tables, retired)
 
 
 def coding_tables(model):
@@ -62,7 +73,7 @@ def coding_tables(model):
 def from_model(config: Mapping, model: nnx.Module) -> Export:
   """What exporting ``model`` would write, without writing it (a workdir's latest weights as a codec)."""
   tables = coding_tables(model)
-  return Export(_plain(config), model, weights_id(params_bytes(model), tables_bytes(tables)), tables)
+  return _export(_plain(config), model, params_bytes(model), tables_bytes(tables), tables)
 
 
 def write(directory, config: Mapping, model: nnx.Module) -> Path:
@@ -106,7 +117,7 @@ def read(path) -> Export:
   tables_path = path / TABLES_FILE
   raw_tables = tables_path.read_bytes() if tables_path.is_file() else b""
   tables = serialization.msgpack_restore(raw_tables) if raw_tables else None
-  return Export(config, model, weights_id(params, raw_tables), tables)
+  return _export(config, model, params, raw_tables, tables)
 
 
 def load(path) -> Export:

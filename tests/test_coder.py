@@ -1,6 +1,8 @@
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from compzoo.entropy import device_tables
 from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf
 from compzoo.errors import BitstreamError
 
@@ -31,6 +33,23 @@ def test_quantize_pmf_flat_and_peaked_rows_never_overflow(levels):
   for rows in (flat, peaked, np.vstack([flat, peaked])):
     freq = quantize_pmf(rows)
     assert (freq.sum(axis=1, dtype=np.int64) == 1 << PRECISION).all() and freq.min() >= 1
+
+
+def test_device_frequencies_keep_the_host_contract(rng):
+  """Tables built on the device: integers >= 1 summing to exactly 2**24, bad entries counted as no mass, and
+  within a few units of the host's tables for the same rows (the leftover goes to the last entry there)."""
+  pmf = rng.dirichlet(np.full(33, 0.1), size=500).astype(np.float32)
+  degenerate = np.array([[0.0] * 33, [np.nan] + [1.0] * 32, [np.inf] + [1.0] * 32, [-1.0] + [2.0] * 32], np.float32)
+  freq = np.asarray(device_tables.frequencies(jnp.asarray(np.vstack([pmf, degenerate]))))
+  assert freq.dtype == np.float32 and (freq == np.floor(freq)).all() and freq.min() >= 1
+  assert (freq.sum(axis=1, dtype=np.int64) == 1 << PRECISION).all()
+  assert freq[-4, -1] == (1 << PRECISION) - 32  # no mass at all: everything on the last entry
+  assert (freq[-3:, 0] == 1).all() and (np.ptp(freq[-3:, 1:-1], axis=1) == 0).all()
+  host = quantize_pmf(pmf)
+  compared = np.ones_like(host, bool)
+  compared[np.arange(len(host)), np.argmax(host, axis=1)] = False
+  compared[:, -1] = False
+  assert (np.abs(freq[:500][compared] - host[compared]) <= 2 + 1e-6 * host[compared]).all()
 
 
 def test_quantize_pmf_is_deterministic(rng):

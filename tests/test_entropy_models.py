@@ -8,8 +8,9 @@ import optax
 import pytest
 from flax import nnx
 
-from compzoo.entropy import (Bernoulli, Categorical, DiscretizedLogisticMixture, EntropyModel,
-                             FactorizedDensity, Uniform)
+from compzoo.entropy import (Bernoulli, Categorical, DiscretizedLogisticMixture, Encoder,
+                             EntropyModel, FactorizedDensity, Uniform)
+from compzoo.entropy.logistic_mixture import WINDOW
 from compzoo.errors import UsageError
 
 N = 100_000
@@ -98,21 +99,50 @@ def test_logistic_mixture_latent_levels(rng):
   _check_coding(model, symbols, cond)
 
 
+def _channel_rows(model, cond, symbols):
+  """cond and symbols as the coder groups them: rows (N, C, P), known symbols (N, C) (None uncoupled)."""
+  channels = 3 if model.rgb_coupling else 1
+  return (jnp.asarray(cond.reshape(-1, channels, model.num_params)),
+          jnp.asarray(symbols.reshape(-1, channels).astype(np.int32)) if model.rgb_coupling else None)
+
+
 @pytest.mark.parametrize("coupled", [False, True])
 def test_logistic_mixture_bits_match_coding_probabilities(rng, coupled):
   model = DiscretizedLogisticMixture(levels=256, components=3, rgb_coupling=coupled)
   cond = _mixture_cond(rng, (40, 3), model)
   symbols = _sample_mixture(rng, model, cond)
-  bits = np.asarray(model.bits(symbols, cond))
-  rows = cond.reshape(-1, 3, model.num_params)
-  flat = symbols.reshape(-1, 3)
-  for c in range(3):
-    coding_rows, context = (model._coupled_rows(rows, c, flat) if coupled else (rows[:, c], None))
-    pmf = np.asarray(model.probabilities(jnp.asarray(coding_rows), None if context is None else jnp.asarray(context)))
+  bits = np.asarray(model.bits(symbols, cond)).reshape(-1)
+  rows, known = _channel_rows(model, cond, symbols)
+  for c in range(rows.shape[1]):
+    pmf = np.asarray(model.channel_probabilities(rows, known, c))
     np.testing.assert_allclose(pmf.sum(axis=1), 1.0, atol=1e-5)
-    p = pmf[np.arange(len(pmf)), flat[:, c]]
+    picked = symbols.reshape(rows.shape[:2])[:, c]
+    p = pmf[np.arange(len(pmf)), picked]
+    expected = bits.reshape(rows.shape[:2])[:, c]
     ok = p > 1e-3
-    np.testing.assert_allclose(-np.log2(p[ok]), bits.reshape(-1, 3)[ok, c], atol=2e-3, rtol=2e-3)
+    np.testing.assert_allclose(-np.log2(p[ok]), expected[ok], atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("coupled", [False, True])
+def test_logistic_mixture_windows_cost_no_bits(rng, coupled):
+  """Symbols outside their window (many here: wide, multimodal mixtures) are coded through the escape and
+  a full table: exact, and the stream is as long as coding every symbol under its full table."""
+  model = DiscretizedLogisticMixture(levels=256, components=4, rgb_coupling=coupled)
+  cond = _mixture_cond(rng, (97, 211, 3), model, scale_shift=-2.0)
+  cond[..., 4:8] *= 3.0  # means spread far apart: many escapes
+  symbols = _sample_mixture(rng, model, cond)
+  rows, known = _channel_rows(model, cond, symbols)
+  flat = symbols.reshape(rows.shape[:2])
+  first, _ = model.window_frequencies(rows, known, rows.shape[1] - 1)
+  last = flat[:, -1]
+  outside = (last < np.asarray(first)) | (last >= np.asarray(first) + WINDOW)
+  assert 0.05 < outside.mean() < 0.9, outside.mean()
+  windowed, _ = _check_coding(model, symbols, cond)
+  encoder = Encoder()
+  for c in range(rows.shape[1]):  # every symbol under its full table, quantized on the host
+    encoder.put(flat[:, c], np.asarray(model.channel_probabilities(rows, known, c)))
+  full = len(encoder.finish())
+  assert abs(windowed - full) <= 0.001 * full + 8, (windowed, full)
 
 
 def test_logistic_mixture_gradients_are_finite(rng):

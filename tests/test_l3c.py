@@ -3,14 +3,16 @@ model's bits, gradients that reach the learned representations, losses that fall
 
 import csv
 import dataclasses
+from pathlib import Path
 
 import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
 
-from compzoo import bitstream, exports, models
+from compzoo import bitstream, cli, exports, models, zoo
 from compzoo.codecs.learned import LearnedCodec
+from compzoo.data.images import embedded_images
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.models import l3c as l3c_lib
 from compzoo.models.l3c import L3C
@@ -170,3 +172,24 @@ def test_pixelcnn_is_bit_exact(tmp_path, shape, rng):
   assert np.array_equal(codec.decompress(payload), image)
   estimated = float(_total_bits(codec.model, image[None])[0])
   assert 8 * len(bitstream.unpack(payload).streams[0]) < estimated + 64
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("name, rows, cols", [("l3c", slice(40, 63), slice(50, 81)), ("pixelcnn", slice(40, 45), slice(50, 56))])
+def test_files_of_the_old_coding_are_refused_in_one_line(name, rows, cols, tmp_path, capsys):
+  """tests/data holds files the shipped l3c and pixelcnn wrote with compzoo 0.1 (full float tables
+  quantized on the host) from a crop of the first embedded photo. Their tables changed in 0.2 while the
+  weights did not: the file's weights id says so, and the decoder refuses it by name."""
+  old = DATA / f"{name}-written-by-0.1.czoo"
+  codec = zoo.make_codec(name)
+  with pytest.raises(BitstreamError, match="written by compzoo 0.1"):
+    codec.decompress(old.read_bytes())
+  assert cli.main(["decompress", str(old), str(tmp_path / "out.png")]) == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "written by compzoo 0.1" in err
+  image = np.ascontiguousarray(list(embedded_images().values())[0][rows, cols])
+  data = codec.compress(image)
+  assert np.array_equal(codec.decompress(data), image)
+  assert bitstream.unpack(data).weights_id != bitstream.unpack(old.read_bytes()).weights_id

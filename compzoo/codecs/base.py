@@ -12,7 +12,7 @@ import abc
 
 import numpy as np
 
-from compzoo import bitstream
+from compzoo import __version__, bitstream
 from compzoo.errors import BitstreamError, CompzooError, UsageError
 
 # Files claiming more pixels are refused before any work, as Pillow refuses images over 179 MP and
@@ -106,8 +106,7 @@ class Codec(abc.ABC):
     container = bitstream.unpack(data)
     if container.codec != self.name:
       raise BitstreamError(f"file was written by codec {container.codec!r}, not {self.name!r}")
-    if container.weights_id != self.weights_id:
-      raise BitstreamError(f"file needs weights {container.weights_id.hex()}, this codec has {self.weights_id.hex()}")
+    self.check_weights_id(container)
     self.check_container(container, max_pixels)
     image, check = self.run_decoder(self.decode_streams, container)
     image = np.asarray(image)
@@ -118,6 +117,15 @@ class Codec(abc.ABC):
     if container.content_check is not None and check != container.content_check:
       raise BitstreamError(f"{self.name}: decoded content fails its check: encoder and decoder disagree")
     return image
+
+  def check_weights_id(self, container: bitstream.Container) -> None:
+    if container.weights_id == self.weights_id:
+      return
+    if container.weights_id in getattr(self, "retired_ids", ()):
+      raise BitstreamError(f"this {self.name} file was written by compzoo 0.1, whose entropy coding of these "
+                           f"weights this build ({__version__}) no longer has: decode it with compzoo 0.1 and "
+                           "compress the image again")
+    raise BitstreamError(f"file needs weights {container.weights_id.hex()}, this codec has {self.weights_id.hex()}")
 
   def check_container(self, container: bitstream.Container, max_pixels: int | None = None) -> None:
     """What a file must pass before any decoding: the pixel limits (``max_pixels``, default

@@ -25,13 +25,15 @@ LEARNED = "learned"  # the entry for a user's own workdir or export
 
 
 class LearnedCodec(Codec):
-  def __init__(self, name: str, model, weights_id: bytes, tables=None, weights_path: Path | None = None):
+  def __init__(self, name: str, model, weights_id: bytes, tables=None, weights_path: Path | None = None,
+               retired_ids=()):
     for method in ("prepare_coding", "encode_image", "decode_image", "min_stream_bits"):
       if not hasattr(model, method):
         raise UsageError(f"model {type(model).__name__} cannot code images: it has no {method}()")
     super().__init__(name, bool(model.LOSSLESS))
     self.model = model
     self.weights_id = weights_id
+    self.retired_ids = tuple(retired_ids)
     self.weights_path = weights_path  # the export it was loaded from
     self.guarantee = model.DECODE_GUARANTEE
     self.max_pixels = getattr(model, "MAX_PIXELS", None)
@@ -45,7 +47,7 @@ class LearnedCodec(Codec):
   def from_path(cls, path, name: str = LEARNED) -> "LearnedCodec":
     from compzoo import exports  # imported here: it imports the model zoo (JAX, Flax)
     export = exports.load(path)
-    return cls(name, export.model, export.weights_id, export.tables, Path(path))
+    return cls(name, export.model, export.weights_id, export.tables, Path(path), export.retired_ids)
 
   def encode_streams(self, image: np.ndarray, **side):
     return self.model.encode_image(image, self.prepared, **side)

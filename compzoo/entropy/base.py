@@ -80,15 +80,19 @@ class ConditionalModel:
     return self.decode_rows(decoder, self._rows(tuple(shape), cond)).reshape(shape)
 
   def encode_rows(self, encoder: Encoder, symbols, rows, context=None) -> None:
-    symbols = np.asarray(symbols).reshape(-1)
-    if symbols.size and (symbols.min() < 0 or symbols.max() >= self.levels):
-      raise UsageError(f"symbols must lie in [0, {self.levels}), got [{symbols.min()}, {symbols.max()}]")
+    symbols = self._checked(symbols)
     for piece, pmf in self._chunked_probabilities(rows, context):
       encoder.put(symbols[piece], pmf)
 
   def decode_rows(self, decoder: Decoder, rows, context=None) -> np.ndarray:
     parts = [decoder.get(pmf) for _, pmf in self._chunked_probabilities(rows, context)]
     return np.concatenate(parts) if parts else np.zeros(0, np.int32)
+
+  def _checked(self, symbols) -> np.ndarray:
+    symbols = np.asarray(symbols).reshape(-1)
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= self.levels):
+      raise UsageError(f"symbols must lie in [0, {self.levels}), got [{symbols.min()}, {symbols.max()}]")
+    return symbols
 
   def _rows(self, shape, cond) -> np.ndarray:
     cond = np.asarray(cond, dtype=np.float32)
@@ -97,23 +101,32 @@ class ConditionalModel:
       raise UsageError(f"{type(self).__name__}: cond has shape {cond.shape}, expected {expected}")
     return cond.reshape(math.prod(shape), -1)
 
-  def _chunked_probabilities(self, rows, context):
-    """Yields (slice, float probabilities) over the rows; the chunk size depends only on the row count."""
+  def _chunks(self, rows, context):
+    """Yields (slice, rows, context) with the rows and context zero-padded to the chunk size, which depends
+    only on the row count: encoder and decoder evaluate the same compiled function on the same blocks."""
     total = rows.shape[0]
-    if total == 0:
-      return
-    limit = max(1, _FLOATS_PER_CHUNK // self.cost_per_row())
-    chunk = min(1 << (limit.bit_length() - 1), 1 << max(0, (total - 1).bit_length()))
+    chunk = chunk_size(total, self.cost_per_row())
     for start in range(0, total, chunk):
       stop = min(start + chunk, total)
-      block = _pad_rows(rows[start:stop], chunk)
-      ctx = None if context is None else _pad_rows(context[start:stop], chunk)
+      ctx = None if context is None else pad_rows(np.asarray(context[start:stop], np.float32), chunk)
+      yield slice(start, stop), pad_rows(rows[start:stop], chunk), ctx
+
+  def _chunked_probabilities(self, rows, context):
+    """Yields (slice, float probabilities) over the rows."""
+    for piece, block, ctx in self._chunks(rows, context):
       pmf = np.asarray(_jitted_probabilities(self, jnp.asarray(block), None if ctx is None else jnp.asarray(ctx)))
-      yield slice(start, stop), pmf[: stop - start]
+      yield piece, pmf[: piece.stop - piece.start]
 
 
-def _pad_rows(block, size):
-  block = np.asarray(block, dtype=np.float32)
+def chunk_size(total: int, cost_per_row: int) -> int:
+  """Rows per chunk: a power of two, at most what ``_FLOATS_PER_CHUNK`` allows, no more than ``total`` needs."""
+  limit = max(1, _FLOATS_PER_CHUNK // cost_per_row)
+  return min(1 << (limit.bit_length() - 1), 1 << max(0, (total - 1).bit_length()))
+
+
+def pad_rows(block, size):
+  """``block`` with zero rows appended up to ``size`` (itself when it has them)."""
+  block = np.asarray(block)
   if block.shape[0] == size:
     return block
   return np.concatenate([block, np.zeros((size - block.shape[0],) + block.shape[1:], block.dtype)])

@@ -91,6 +91,7 @@ class L3C(nnx.Module):
 
   LOSSLESS = True
   DECODE_GUARANTEE = "same-backend"
+  CODING_REVISION = 2  # 2: windowed integer tables built on the device (issue #19); files of 1 are refused
 
   def __init__(self, features: int = 64, blocks: int = 8, latent_channels: int = 5, levels: int = 25,
                components: int = 10, scales: int = 3, sigma: float = 2.0, auxiliary: str = "learned",

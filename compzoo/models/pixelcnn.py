@@ -48,6 +48,7 @@ class PixelCNN(nnx.Module):
 
   LOSSLESS = True
   DECODE_GUARANTEE = "same-backend"
+  CODING_REVISION = 2  # 2: integer tables built on the device (issue #19); files of 1 are refused
   # One network pass per pixel: about 2 ms a pixel on 2 CPU cores, so 1 MP decodes in about half an hour.
   # Larger files are refused before any work.
   MAX_PIXELS = 1 << 20
