@@ -123,11 +123,12 @@ def test_logistic_mixture_bits_match_coding_probabilities(rng, coupled):
     np.testing.assert_allclose(-np.log2(p[ok]), expected[ok], atol=2e-3, rtol=2e-3)
 
 
-@pytest.mark.parametrize("coupled", [False, True])
-def test_logistic_mixture_windows_cost_no_bits(rng, coupled):
-  """Symbols outside their window (many here: wide, multimodal mixtures) are coded through the escape and
-  a full table: exact, and the stream is as long as coding every symbol under its full table."""
-  model = DiscretizedLogisticMixture(levels=256, components=4, rgb_coupling=coupled)
+@pytest.mark.parametrize("levels, coupled", [(256, False), (256, True), (100, False)])
+def test_logistic_mixture_windows_cost_no_bits(rng, levels, coupled):
+  """Symbols outside their window (many here: wide, multimodal mixtures) are coded through the escape, their
+  block and their level in it (100 levels: a last block of 4): exact, and the stream is as long as coding
+  every symbol under its full table."""
+  model = DiscretizedLogisticMixture(levels=levels, components=4, rgb_coupling=coupled)
   cond = _mixture_cond(rng, (97, 211, 3), model, scale_shift=-2.0)
   cond[..., 4:8] *= 3.0  # means spread far apart: many escapes
   symbols = _sample_mixture(rng, model, cond)
