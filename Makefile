@@ -15,7 +15,7 @@ JOBS ?= 2
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks bench-coder fuzz cross-decode lock clean
+.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks bench-coder fuzz cross-decode lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -54,6 +54,10 @@ LOSSLESS := l3c,l3c-rgb,l3c-rgb-shared,png,webp-lossless,jpeg2000-lossless,jpegx
 bench-lossless: $(STAMP)
 	$(BIN)/compzoo bench -m $(LOSSLESS) --images $(KODAK) --out runs/kodak-lossless
 	$(BIN)/compzoo bench -m $(LOSSLESS) --images $(CAMVID_TEST) --out runs/camvid-lossless
+
+# Where L3C's coding time goes on one Kodak image (cProfile after a warm-up).
+profile-l3c: $(STAMP)
+	$(BIN)/python -m experiments.profile_codec --codec=l3c --image=$(KODAK)/kodim05.png --out runs/profile-l3c
 
 bench-kodak: bench-lossless
 	$(BIN)/compzoo bench -m l3c,pixelcnn --images $(KODAK) --limit 4 --crop 64 --out runs/kodak-decode-speed

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import ml_collections
+import numpy as np
 import pytest
 
 from compzoo import exports, models
@@ -182,3 +183,15 @@ def test_training_curves_read_hours_and_score_every_kept_checkpoint(tmp_path):
   assert (tmp_path / "c.png").stat().st_size > 1000
   missing = _app("training_curves", f"--runs=x={tmp_path / 'nothing'}", f"--out={tmp_path / 'd.png'}")
   assert missing.returncode == 1 and "no metrics.csv" in missing.stderr
+
+
+def test_profile_codec_reports_both_directions(tmp_path):
+  from PIL import Image
+  image = tmp_path / "crop.png"
+  Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(image)
+  result = _app("profile_codec", "--codec=png", f"--image={image}", "--rounds=1", f"--out={tmp_path / 'prof'}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "== compress:" in result.stdout and "== decompress:" in result.stdout and "tottime" in result.stdout
+  assert sorted(p.name for p in (tmp_path / "prof").iterdir()) == ["compress.prof", "decompress.prof"]
+  result = _app("profile_codec", "--codec=png", f"--image={tmp_path / 'missing.png'}")
+  assert result.returncode == 1 and result.stderr.strip().startswith("error:") and "Traceback" not in result.stderr
