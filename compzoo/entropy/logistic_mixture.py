@@ -193,9 +193,9 @@ class DiscretizedLogisticMixture(ConditionalModel):
       escaped, firsts = [], []
       for piece, tables in self._dispatched(rows, known, channel):
         if not self.windowed:
-          encoder.put_frequencies(s[piece], _fetch(tables, piece))
+          encoder.put_frequencies(s[piece], tables)
           continue
-        first, freq = (_fetch(table, piece) for table in tables)
+        first, freq = tables
         index = s[piece] - first
         outside = (index < 0) | (index >= WINDOW)
         encoder.put_frequencies(np.where(outside, WINDOW, index), freq)
@@ -218,9 +218,9 @@ class DiscretizedLogisticMixture(ConditionalModel):
       escaped, firsts = [], []
       for piece, tables in self._dispatched(rows, known, channel):
         if not self.windowed:
-          flat[piece, channel] = decoder.get_frequencies(_fetch(tables, piece))
+          flat[piece, channel] = decoder.get_frequencies(tables)
           continue
-        first, freq = (_fetch(table, piece) for table in tables)
+        first, freq = tables
         index = decoder.get_frequencies(freq)
         flat[piece, channel] = first + index
         outside = index == WINDOW
@@ -243,35 +243,24 @@ class DiscretizedLogisticMixture(ConditionalModel):
     return rows.reshape(-1, 3 if self.rgb_coupling else 1, self.num_params)
 
   def _dispatched(self, rows, known, channel):
-    """Yields (slice, tables on the device) for every chunk of rows, keeping ``AHEAD`` chunks dispatched
-    before the one in use: the device computes the next tables while the host range-codes (JAX dispatches
-    asynchronously), and memory stays bounded."""
+    """Yields (slice, tables on the device) for every chunk of rows (see ``_ahead``)."""
     size = chunk_size(rows.shape[0], self.cost_per_row())
     compute = _window_frequencies if self.windowed else _full_frequencies
-    pieces = [slice(start, min(start + size, rows.shape[0])) for start in range(0, rows.shape[0], size)]
-    dispatch = lambda piece: (piece, compute(self, pad_rows(rows[piece], size), _padded(known, piece, size), channel))
-    pending = collections.deque(dispatch(piece) for piece in pieces[:AHEAD])
-    for piece in pieces[AHEAD:] + [None] * min(AHEAD, len(pieces)):
-      ready = pending.popleft()
-      if piece is not None:
-        pending.append(dispatch(piece))
-      yield ready
+    return _ahead(rows.shape[0], size, lambda piece: compute(
+        self, pad_rows(rows[piece], size), _padded(known, piece, size), channel))
 
   def _escaped(self, rows, known, channel, where, firsts, blocks=None):
     """Yields (slice of ``where``, integer tables) for the escaped rows ``where``, in chunks: over blocks,
     or, given each row's block, over the levels of that block."""
     size = chunk_size(len(where), self.components * (BLOCK + 2) + 5 * self.components)
-    pending = []
-    for start in range(0, len(where), size):
-      piece = slice(start, min(start + size, len(where)))
+
+    def dispatch(piece):
       picked = where[piece]
-      args = (self, pad_rows(rows[picked], size), None if known is None else pad_rows(known[picked], size), channel,
-              pad_rows(firsts[piece], size))
-      tables = (_block_frequencies(*args) if blocks is None else
-                _level_frequencies(*args, pad_rows(blocks[piece].astype(np.int32), size)))
-      pending.append((piece, tables))
-    for piece, tables in pending:
-      yield piece, _fetch(tables, piece)
+      args = (self, pad_rows(rows[picked], size), _padded(known, picked, size), channel, pad_rows(firsts[piece], size))
+      return (_block_frequencies(*args) if blocks is None else
+              _level_frequencies(*args, pad_rows(blocks[piece].astype(np.int32), size)))
+
+    return _ahead(len(where), size, dispatch)
 
   def _check_rgb(self, shape):
     if not shape or shape[-1] != 3:
@@ -296,6 +285,19 @@ def _block_frequencies(model, rows, known, channel, first):
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _level_frequencies(model, rows, known, channel, first, block):
   return model.level_frequencies(rows, known, channel, first, block)
+
+
+def _ahead(total: int, size: int, dispatch):
+  """Yields (slice, fetched tables) for chunks of ``size`` rows, keeping ``AHEAD`` chunks dispatched before the
+  one in use: the device computes the next tables while the host range-codes (JAX dispatches asynchronously),
+  and no more than AHEAD chunks of inputs and tables are held at once."""
+  pieces = [slice(start, min(start + size, total)) for start in range(0, total, size)]
+  pending = collections.deque((piece, dispatch(piece)) for piece in pieces[:AHEAD])
+  for piece in pieces[AHEAD:] + [None] * min(AHEAD, len(pieces)):
+    ready, tables = pending.popleft()
+    if piece is not None:
+      pending.append((piece, dispatch(piece)))
+    yield ready, jax.tree.map(lambda table: _fetch(table, ready), tables)
 
 
 def _padded(known, piece, size):
