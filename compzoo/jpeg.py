@@ -14,6 +14,7 @@ import imagecodecs
 import numpy as np
 from PIL import Image
 
+from compzoo import image_headers
 from compzoo.errors import BitstreamError
 
 BLOCK = 8  # the luma DCT block: patch grids that refine JPEG align with it
@@ -23,16 +24,11 @@ def encode(image: np.ndarray, quality: int) -> bytes:
   return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(image), level=int(quality), optimize=True))
 
 
-def decode(data: bytes, shape: tuple[int, ...] | None = None) -> np.ndarray:
-  """libjpeg's pixels (H×W×3 uint8). With ``shape``, the header's size is checked first, so a stream that
-  claims another (perhaps huge) image is refused before libjpeg allocates it."""
+def decode(data: bytes, shape: tuple[int, ...] | None = None, codec: str = "jpeg") -> np.ndarray:
+  """libjpeg's pixels (H×W×3 uint8). With ``shape``, the frame header's size is checked first, so a stream
+  that claims another (perhaps huge) image is refused before libjpeg allocates it."""
   if shape is not None:
-    try:
-      width, height = Image.open(io.BytesIO(data)).size
-    except Exception as e:  # Pillow raises many kinds on bytes that are not a JPEG
-      raise BitstreamError(f"not a JPEG stream: {type(e).__name__}: {e}") from None
-    if (height, width) != tuple(shape[:2]):
-      raise BitstreamError(f"JPEG stream holds a {width}x{height} image, the file claims {shape[1]}x{shape[0]}")
+    image_headers.check_size("jpeg", data, shape, codec)
   image = np.asarray(imagecodecs.jpeg8_decode(data))
   if image.ndim == 2:  # a grey JPEG (not one the zoo writes, but a valid file)
     image = np.repeat(image[..., None], 3, axis=2)

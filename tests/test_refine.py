@@ -136,7 +136,7 @@ def test_bad_streams_are_bitstream_errors(astronaut):
   rewrap = lambda streams, shape=image.shape: bitstream.pack(bitstream.Container(
       container.codec, shape, tuple(streams), container.weights_id, container.content_check))
   other = jpeg.encode(np.ascontiguousarray(astronaut[:16, :32]), 30)  # a valid JPEG of another size
-  with pytest.raises(BitstreamError, match="holds a 32x16 image"):
+  with pytest.raises(BitstreamError, match="JPEG stream inside declares 32x16 pixels, the file claims 32x24"):
     codec.decompress(rewrap([other]))
   with pytest.raises(BitstreamError, match="not a JPEG|cannot decode"):
     codec.decompress(rewrap([b"\xff\xd8 not really a jpeg" * 8]))

@@ -3,7 +3,10 @@
 Two depths: whole files (the container's checks must catch everything), and payloads re-wrapped with a
 valid checksum (the codecs' own decoders must fail cleanly, and lossless codecs must never return a
 wrong image). Each decode runs under an alarm, so a hang becomes a failure rather than a stuck run.
-``crafted_headers`` builds decompression bombs: valid files whose header claims a huge image.
+``crafted_headers`` builds decompression bombs: valid files whose header claims a huge image;
+``inner_header_lies`` forges the size in the header of the standard format a payload carries (PNG, JPEG,
+WebP, JPEG 2000, JPEG XL, AVIF) behind a container that stays as written: the decoder must refuse it from
+the header alone, before the library decoder allocates what the header claims.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import collections
 import dataclasses
 import math
 import signal
+import struct
 import time
+import zlib
 
 import numpy as np
 
-from compzoo import bitstream
+from compzoo import bitstream, image_headers
 from compzoo.codecs.base import DEFAULT_MAX_PIXELS, fit_image, sample_side
 from compzoo.errors import BitstreamError
 
@@ -78,7 +83,7 @@ def fuzz_codec(codec, image: np.ndarray, cases: int, seed: int = 0, rewrap: bool
     else:
       kind, damaged = mutate(original, rng)
     stats.cases += 1
-    decoded, error = _decode(codec, damaged, seconds_per_case, f"case {case} ({kind})")
+    decoded, error = guarded_decode(codec, damaged, seconds_per_case, f"case {case} ({kind})")
     if error is not None:
       stats.rejected += 1
       stats.outcomes[f"{kind}:rejected"] += 1
@@ -92,7 +97,7 @@ def fuzz_codec(codec, image: np.ndarray, cases: int, seed: int = 0, rewrap: bool
   return stats
 
 
-def _decode(codec, data: bytes, seconds: float, label: str, max_pixels: int | None = None):
+def guarded_decode(codec, data: bytes, seconds: float, label: str, max_pixels: int | None = None):
   """``codec.decompress`` under an alarm: -> (image, None), or (None, message) for a ``BitstreamError``;
   a hang or any other exception raises ``FuzzFailure``."""
   previous = signal.signal(signal.SIGALRM, _on_alarm)
@@ -150,10 +155,133 @@ def check_crafted_headers(codec, image: np.ndarray, seconds: float = 2.0):
   real_streams = codec.name.split(":")[0] not in LOOSE_STREAM_BOUND
   for case, data, limit in crafted_headers(codec, image, real_streams):
     start = time.perf_counter()
-    _, message = _decode(codec, data, seconds, case, max_pixels=limit)
+    _, message = guarded_decode(codec, data, seconds, case, max_pixels=limit)
     if message is None:
       raise FuzzFailure(f"{codec.name}: {case}: decoded an image")
     if "\n" in message:
       raise FuzzFailure(f"{codec.name}: {case}: a multi-line error: {message!r}")
     results.append((case, time.perf_counter() - start, message))
   return results
+
+
+# A lie far beyond any limit (the 30000×30000 JPEG that libjpeg decoded in 9 s and 2.5 GB before the size
+# was checked); WebP's 14-bit fields stop at 16384.
+HUGE_SIDE = 30000
+
+
+def inner_header_lies(codec, image: np.ndarray) -> list[tuple[str, bytes]]:
+  """Valid files (checksums right) of a codec whose payload is a standard format (``codec.inner_format``),
+  the container's shape as written and the inner header's size forged: a huge claim, one pixel more each
+  way, and the sides swapped. [] for other codecs."""
+  if codec.inner_format is None:
+    return []
+  image = fit_image(image, codec)
+  container = bitstream.unpack(codec.compress(image, **sample_side(codec, image)))
+  height, width = container.shape[:2]
+  claims = [(f"inner header claims {HUGE_SIDE}x{HUGE_SIDE}", (HUGE_SIDE, HUGE_SIDE)),
+            ("inner header claims one pixel more each way", (height + 1, width + 1)),
+            ("inner header swaps the sides", (width, height))]
+  files = []
+  for case, (claim_h, claim_w) in claims:
+    stream = forge_inner_size(codec.inner_format, container.streams[0], claim_h, claim_w)
+    files.append((case, bitstream.pack(dataclasses.replace(container, streams=(stream,) + container.streams[1:]))))
+  return files
+
+
+def check_inner_header_lies(codec, image: np.ndarray, seconds: float = 2.0):
+  """Decodes every ``inner_header_lies`` file; -> [(case, seconds taken, error message)]. Raises
+  ``FuzzFailure`` unless each is refused in one line by the header check (its message names the inner
+  stream's declared size), within ``seconds``."""
+  results = []
+  for case, data in inner_header_lies(codec, image):
+    start = time.perf_counter()
+    _, message = guarded_decode(codec, data, seconds, case)
+    if message is None:
+      raise FuzzFailure(f"{codec.name}: {case}: decoded an image")
+    if "\n" in message or "stream inside declares" not in message:
+      raise FuzzFailure(f"{codec.name}: {case}: not refused by the header check: {message!r}")
+    results.append((case, time.perf_counter() - start, message))
+  return results
+
+
+def forge_inner_size(fmt: str, stream: bytes, height: int, width: int) -> bytes:
+  """``stream`` (a ``fmt`` file as compzoo writes it) with its header's size fields rewritten to claim
+  height×width. The rest is kept, checksums included where the format has them in the header (PNG's
+  IHDR CRC); JPEG XL's header is bit-packed, so what follows it shifts."""
+  return _FORGERS[fmt](bytearray(stream), height, width)
+
+
+def _forge_png(data, height, width):
+  struct.pack_into(">II", data, 16, width, height)
+  struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+  return bytes(data)
+
+
+def _forge_jpeg(data, height, width):
+  at = 2
+  while True:  # compzoo's JPEGs: SOI, then length-prefixed segments up to the frame header
+    while data[at] == 0xFF:
+      at += 1
+    marker, at = data[at], at + 1
+    if marker in image_headers.SOF_MARKERS:
+      struct.pack_into(">HH", data, at + 3, height, width)
+      return bytes(data)
+    at += struct.unpack_from(">H", data, at)[0]
+
+
+def _forge_webp(data, height, width):
+  chunk = bytes(data[12:16])
+  if chunk == b"VP8 ":  # 14-bit sizes; the scale bits are cleared
+    struct.pack_into("<HH", data, 26, min(width, 0x3FFF), min(height, 0x3FFF))
+  elif chunk == b"VP8L":
+    kept = struct.unpack_from("<I", data, 21)[0] & ~0x0FFFFFFF
+    struct.pack_into("<I", data, 21, kept | (min(height, 0x4000) - 1) << 14 | (min(width, 0x4000) - 1))
+  else:
+    data[24:30] = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+  return bytes(data)
+
+
+def _forge_jpeg2000(data, height, width):
+  """Both the JP2 header box and the codestream's SIZ, so the two agree on the lie."""
+  boxes = {kind: (start, end) for kind, start, end in image_headers.boxes(data)}
+  header = {kind: start for kind, start, _ in image_headers.boxes(data, *boxes[b"jp2h"])}
+  struct.pack_into(">II", data, header[b"ihdr"], height, width)
+  struct.pack_into(">II", data, boxes[b"jp2c"][0] + 8, width, height)  # Xsiz, Ysiz; the offsets are 0
+  return bytes(data)
+
+
+def _forge_jpegxl(data, height, width):
+  bits = image_headers.JxlBits(memoryview(data)[2:])
+  image_headers.jxl_image_size(bits)
+  header = [0]  # not a multiple-of-8 'small' size
+  for value, then in ((height, [0, 0, 0]), (width, [])):  # ratio 0 after the height: the width follows
+    selector, (count, offset) = next((i, d) for i, d in enumerate(image_headers.JXL_DIMENSION)
+                                     if value - d[1] < 1 << d[0])
+    header += _lsb(selector, 2) + _lsb(value - offset, count) + then
+  rest = [(data[2 + i // 8] >> (i % 8)) & 1 for i in range(bits.at, 8 * (len(data) - 2))]
+  merged = header + rest + [0] * (-(len(header) + len(rest)) % 8)
+  packed = bytes(sum(bit << j for j, bit in enumerate(merged[i:i + 8])) for i in range(0, len(merged), 8))
+  return bytes(data[:2]) + packed
+
+
+def _lsb(value: int, count: int) -> list[int]:
+  return [(value >> i) & 1 for i in range(count)]
+
+
+def _forge_avif(data, height, width):
+  for kind, start, _ in _all_boxes(data, 0, len(data)):
+    if kind == b"ispe":
+      struct.pack_into(">II", data, start + 4, width, height)
+  return bytes(data)
+
+
+def _all_boxes(data, start, end):
+  """Every box under data[start:end], depth first through AVIF's meta, iprp and ipco."""
+  for kind, body, stop in image_headers.boxes(data, start, end):
+    yield kind, body, stop
+    if kind in (b"meta", b"iprp", b"ipco"):
+      yield from _all_boxes(data, body + (4 if kind == b"meta" else 0), stop)
+
+
+_FORGERS = {"png": _forge_png, "jpeg": _forge_jpeg, "webp": _forge_webp, "jpeg2000": _forge_jpeg2000,
+            "jpegxl": _forge_jpegxl, "avif": _forge_avif}

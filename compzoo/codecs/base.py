@@ -69,10 +69,13 @@ class Codec(abc.ABC):
   ``side_inputs`` names the side data ``compress`` needs (e.g. ``("label_map",)``), none for most codecs;
   ``max_pixels`` is the largest image the implementation will decode at all (learned codecs whose
   decoding memory or time grows with the image set it lower than the default limit); ``image_shape``
-  is the one (height, width) a codec takes, for models of a fixed size (dplc: 32×32), else None.
+  is the one (height, width) a codec takes, for models of a fixed size (dplc: 32×32), else None;
+  ``inner_format`` names the standard format its payload carries (compzoo/image_headers.py), whose header
+  the decoder checks against the container before decoding (the fuzzer forges it), else None.
   """
 
   weights_id: bytes = bitstream.NO_WEIGHTS
+  inner_format: str | None = None
   side_inputs: tuple[str, ...] = ()
   max_pixels: int | None = None
   image_shape: tuple[int, int] | None = None

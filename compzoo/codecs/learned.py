@@ -39,6 +39,7 @@ class LearnedCodec(Codec):
     self.max_pixels = getattr(model, "MAX_PIXELS", None)
     self.side_inputs = tuple(getattr(model, "SIDE_INPUTS", ()))
     self.image_shape = getattr(model, "image_shape", None)
+    self.inner_format = getattr(model, "INNER_FORMAT", None)
     if tables is None and hasattr(model, "coding_tables"):
       tables = model.coding_tables()  # an export written before tables shipped: built here, on this backend
     self.prepared = model.prepare_coding(tables)  # built once; encoder and decoder share it (entries may set options in it)

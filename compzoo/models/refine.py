@@ -84,6 +84,7 @@ class RefineDecoder(nnx.Module):
 
   LOSSLESS = False
   DECODE_GUARANTEE = "jpeg-bitstream"
+  INNER_FORMAT = "jpeg"  # the file's stream is a JPEG: its frame header is checked before libjpeg runs
   MAX_PIXELS = 1 << 25  # window features take 64·features bytes a pixel: 4 GB at 2^25 pixels, features 16
 
   def __init__(self, features: int = 16, width: int = 16, stages: int = 3, memory_stride: int = 0,
@@ -217,7 +218,7 @@ class RefineDecoder(nnx.Module):
   def decode_image(self, streams, shape, prepared):
     if len(streams) != 1:
       raise BitstreamError(f"jpeg-refine files hold one JPEG stream, this one has {len(streams)}")
-    decoded = jpeg.decode(streams[0], shape)
+    decoded = jpeg.decode(streams[0], shape, codec="jpeg-refine")
     check = bitstream.crc32(decoded)
     quality = jpeg.quality_features(jpeg.quantization_tables(streams[0]))
     return np.clip(np.round(self.refine(decoded, quality)), 0, 255).astype(np.uint8), check
