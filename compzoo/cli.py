@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compzoo import compile_cache
 from compzoo.errors import CompzooError, UsageError
 
 DEMO_CODECS = ("png,webp-lossless,jpeg2000-lossless,jpegxl-lossless,l3c,"
@@ -168,6 +169,9 @@ def _read(path) -> bytes:
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="compzoo", description="A zoo of learned and classic image codecs.")
   parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+  parser.add_argument("--compile-cache", metavar="DIR|off",
+                      help="where compiled models are kept between calls (default: $COMPZOO_COMPILE_CACHE, "
+                           "else ~/.cache/compzoo/jax); 'off' compiles afresh")
   commands = parser.add_subparsers(dest="command", required=True)
 
   commands.add_parser("models", help="list every registered codec").set_defaults(run=_models)
@@ -227,8 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
-  args.argv = list(sys.argv[1:] if argv is None else argv)[1:]  # after the subcommand, for reports
+  argv = list(sys.argv[1:] if argv is None else argv)
+  args.argv = argv[argv.index(args.command) + 1:]  # after the subcommand, for reports
   try:
+    compile_cache.enable(args.compile_cache)
     args.run(args)
   except UsageError as e:
     if args.debug:

@@ -103,13 +103,16 @@ def read(path) -> Export:
     raise UsageError(f"{path}: unreadable {CONFIG_FILE}: {e}") from None
   if not isinstance(config.get("model"), dict):
     raise UsageError(f"{path}: {CONFIG_FILE} has no 'model' section")
-  model = models.build(config["model"], training=False)
+  # Built abstractly (shapes only): every value comes from the file, so running the initialisers, one
+  # small compiled program per parameter shape, would only cost seconds.
+  model = nnx.eval_shape(lambda: models.build(config["model"], training=False))
   params = (path / PARAMS_FILE).read_bytes()
   state = nnx.state(model)
   try:
     restored = serialization.msgpack_restore(params)
     for part, folder in config.get("shared_params", {}).items():
       restored[part] = serialization.msgpack_restore((path / folder / PARAMS_FILE).read_bytes())
+    _check_shapes(nnx.to_pure_dict(state), restored)
     nnx.replace_by_pure_dict(state, restored)
   except Exception as e:  # a params file that does not fit its own config
     raise UsageError(f"{path}: weights do not match the model in {CONFIG_FILE}: {e}") from None
@@ -118,6 +121,19 @@ def read(path) -> Export:
   raw_tables = tables_path.read_bytes() if tables_path.is_file() else b""
   tables = serialization.msgpack_restore(raw_tables) if raw_tables else None
   return _export(config, model, params, raw_tables, tables)
+
+
+def _check_shapes(expected, restored, where: str = "") -> None:
+  """Every variable the model has, at its shape: the file must fill the abstract model completely."""
+  if isinstance(expected, Mapping):
+    if not isinstance(restored, Mapping) or set(map(str, expected)) != set(map(str, restored)):
+      have = sorted(map(str, restored)) if isinstance(restored, Mapping) else type(restored).__name__
+      raise ValueError(f"{where or 'the model'} has {sorted(map(str, expected))}, the file {have}")
+    restored = {str(k): v for k, v in restored.items()}
+    for key, value in expected.items():
+      _check_shapes(value, restored[str(key)], f"{where}/{key}")
+  elif tuple(expected.shape) != tuple(getattr(restored, "shape", ())):
+    raise ValueError(f"{where} is {tuple(expected.shape)} in the model, {getattr(restored, 'shape', '?')} in the file")
 
 
 def load(path) -> Export:

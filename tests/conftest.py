@@ -1,12 +1,14 @@
 import os
 from pathlib import Path
 
-# Test processes (pytest workers and the apps they start) share compiled XLA programs through JAX's
-# persistent cache: the same codec or training step is compiled once per suite run, not once per process.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+from compzoo import compile_cache
+
+# Test processes (pytest workers and the apps they start) share compiled XLA programs through the same
+# persistent cache as the CLI, kept with the suite's other caches: a program is compiled once per suite
+# run, not once per process. COMPZOO_COMPILE_CACHE=off measures a suite that compiles everything.
+if not os.environ.get(compile_cache.ENV):
+  os.environ[compile_cache.ENV] = str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation")
+compile_cache.enable()
 
 import numpy as np
 import pytest

@@ -1,0 +1,74 @@
+"""The persistent compilation cache (compzoo/compile_cache.py): where it lives and how it is moved or turned
+off, and that a second ``compzoo`` call loads what the first compiled and writes the same bytes and pixels."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from compzoo import compile_cache
+
+_SETTINGS = """
+import json, os, sys
+from compzoo import compile_cache
+path = compile_cache.enable(*sys.argv[1:])
+print(json.dumps({"path": str(path) if path else None, "jax_imported": "jax" in sys.modules,
+                  "env": {k: v for k, v in os.environ.items() if k.startswith("JAX_")}}))
+"""
+
+
+def _settings(*args, **env):
+  clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != compile_cache.ENV}
+  result = subprocess.run([sys.executable, "-c", _SETTINGS, *args], env={**clean, **env}, capture_output=True,
+                          text=True, check=True)
+  return json.loads(result.stdout)
+
+
+def test_default_folder_is_the_user_s_cache_and_jax_is_not_imported_for_it(tmp_path):
+  got = _settings(XDG_CACHE_HOME=str(tmp_path))
+  assert got["path"] == str(tmp_path / "compzoo" / "jax") and not got["jax_imported"]
+  assert got["env"]["JAX_COMPILATION_CACHE_DIR"] == got["path"]
+  assert int(got["env"]["JAX_COMPILATION_CACHE_MAX_SIZE"]) > 0  # bounded: JAX then locks the folder
+  assert (tmp_path / "compzoo" / "jax").stat().st_mode & 0o077 == 0  # only its owner may write programs in
+
+
+def test_moved_by_the_environment_or_an_argument_and_turned_off(tmp_path):
+  assert _settings(**{compile_cache.ENV: str(tmp_path / "a")})["path"] == str(tmp_path / "a")
+  assert _settings(str(tmp_path / "b"), **{compile_cache.ENV: str(tmp_path / "a")})["path"] == str(tmp_path / "b")
+  assert _settings(JAX_COMPILATION_CACHE_DIR=str(tmp_path / "c"))["path"] == str(tmp_path / "c")
+  off = _settings(**{compile_cache.ENV: "off"})
+  assert off["path"] is None and off["env"]["JAX_ENABLE_COMPILATION_CACHE"] == "false"
+
+
+def _compzoo(*args, cache):
+  env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != compile_cache.ENV}
+  return subprocess.run([sys.executable, "-m", "compzoo", "--compile-cache", str(cache), *map(str, args)], env=env,
+                        capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_a_second_call_loads_the_first_one_s_programs_and_writes_the_same_file(tmp_path, astronaut):
+  Image.fromarray(astronaut[:48, :80]).save(tmp_path / "in.png")
+  cache = tmp_path / "cache"
+  for i in (1, 2):
+    assert _compzoo("compress", "-m", "cpm-mid", tmp_path / "in.png", tmp_path / f"{i}.czoo", cache=cache).returncode == 0
+    entries = sorted(p.name for p in cache.iterdir() if p.name.endswith("-cache"))
+    assert entries, "the first call wrote no program"
+    if i == 1:
+      first_entries = entries
+  assert entries == first_entries  # the second call compiled nothing new worth keeping
+  assert (tmp_path / "1.czoo").read_bytes() == (tmp_path / "2.czoo").read_bytes()
+  for i, cache_dir in ((1, cache), (2, "off")):
+    assert _compzoo("decompress", tmp_path / "1.czoo", tmp_path / f"{i}.png", cache=cache_dir).returncode == 0
+  assert np.array_equal(np.asarray(Image.open(tmp_path / "1.png")), np.asarray(Image.open(tmp_path / "2.png")))
+
+
+def test_an_unusable_folder_is_a_one_line_error(tmp_path):
+  (tmp_path / "file").write_text("")
+  result = _compzoo("compress", "-m", "png", tmp_path / "in.png", tmp_path / "o", cache=tmp_path / "file" / "sub")
+  assert result.returncode == 2 and "compilation cache" in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
