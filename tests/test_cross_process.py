@@ -4,6 +4,7 @@ ISA, as on another machine) to the writer's image, or for same-backend-only entr
 BitstreamError — never a wrong image. Lossy entries promise exact symbols: their float synthesis may round
 a rare pixel one level the other way under another ISA, and nothing more."""
 
+import os
 import platform
 
 import numpy as np
@@ -14,7 +15,10 @@ from experiments import cross_process_decode as cross
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
 ENTRIES = cross.learned_entries(one_per_group=True)
-XLA_FLAGS = cross.OTHER_XLA_FLAGS + (" --xla_cpu_max_isa=AVX" if platform.machine() in ("x86_64", "AMD64") else "")
+# The suite's own flags (tests/conftest.py) and then other settings: another device count, one Eigen thread,
+# and on x86 a narrower vector ISA.
+XLA_FLAGS = " ".join([os.environ.get("XLA_FLAGS", ""), cross.OTHER_XLA_FLAGS,
+                      "--xla_cpu_max_isa=AVX" if platform.machine() in ("x86_64", "AMD64") else ""]).strip()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_eight_device_step_matches_one_device(tmp_path):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
+  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu",
              PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
   result = subprocess.run([sys.executable, str(HERE / "sharding_check.py"), str(tmp_path / "run")], env=env,
                           capture_output=True, text=True, timeout=600)

@@ -29,6 +29,7 @@ from compzoo import bitstream
 from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
 from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
 from compzoo.errors import BitstreamError, UsageError
+from compzoo.models.latent import file_key
 from compzoo.nn import leaky_conv_stack
 from compzoo.ops import nats_to_bits
 from compzoo.rd import RDOutput
@@ -289,7 +290,7 @@ def _symbols(model, images):
 
 @nnx.jit
 def _decode(model, code, seeds):
-  keys = jax.vmap(jax.random.PRNGKey)(seeds)
+  keys = jax.vmap(file_key)(seeds)
   if model.positions:
     noise = jax.vmap(lambda key: model.noise(key, 1)[0])(keys)
     z = model.mapping(model._mapping_inputs(model.dequantize(code), noise))

@@ -30,7 +30,7 @@ from compzoo.entropy.categorical import TABLE_SCALE, grid_logits, pmf_from_grid_
 from compzoo.entropy.label_map import LabelMapModel
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.models import pad_to_multiple
-from compzoo.models.latent import LatentCoding, Quantized, symbols_check
+from compzoo.models.latent import LatentCoding, Quantized, file_key, symbols_check
 from compzoo.nn import leaky_conv_stack
 from compzoo.ops import nats_to_bits
 from compzoo.quantize import soft_to_hard
@@ -237,7 +237,7 @@ class GenerativeCompression(LatentCoding, nnx.Module):
     if key is not None:
       noise = jax.random.uniform(key, (values.shape[0],) + shape, minval=-1.0, maxval=1.0)
     else:
-      keys = jax.vmap(jax.random.PRNGKey)(seeds[:, 0])
+      keys = jax.vmap(file_key)(seeds[:, 0])
       noise = jax.vmap(lambda k: jax.random.uniform(k, shape, minval=-1.0, maxval=1.0))(keys)
     return jnp.concatenate([values, noise], axis=-1)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -26,6 +27,12 @@ from compzoo.models import pad_to_multiple
 class Quantized(NamedTuple):
   values: Any  # what synthesis reads (the dequantized latents)
   symbols: dict  # integer arrays the entropy models code
+
+
+def file_key(seed) -> jax.Array:
+  """The random key of a seed that a file carries (noise a decoder draws): threefry whatever JAX's default
+  generator is, so what a file decodes to never depends on a process setting."""
+  return jax.random.key(seed, impl="threefry2x32")
 
 
 def symbols_check(symbols: dict) -> int:
