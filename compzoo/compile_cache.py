@@ -31,14 +31,20 @@ def default_dir() -> Path:
   return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compzoo" / "jax"
 
 
-def enable(directory: str | os.PathLike | None = None) -> Path | None:
+def enable(directory: str | os.PathLike | None = None, *, bounded: bool = True,
+           min_compile_seconds: float = MIN_COMPILE_SECONDS) -> Path | None:
   """Turns the cache on (``directory``, else as the module docstring says) or off (``"off"``); -> the folder
   in use, or None. Before JAX is imported it only sets environment variables (JAX reads them when it
   starts, and so do the processes this one starts), so commands that never compile stay light. A
-  process keeps the first cache it compiled with."""
+  process keeps the first cache it compiled with.
+
+  ``bounded=False`` drops the size bound and with it the lock and the eviction, which scans the whole folder
+  on every write (the test suite's choice: thousands of entries, one run). Unlocked, a process reading an
+  entry another one is still writing gets a warning and compiles the program itself: never a wrong one,
+  since a cut entry fails to decompress."""
   chosen = str(directory) if directory is not None else os.environ.get(ENV, "")
   if chosen.strip().lower() in OFF and chosen.strip():
-    _apply({"jax_enable_compilation_cache": False})
+    _apply({"jax_enable_compilation_cache": False}, override=True)
     return None
   user = os.environ.get("JAX_COMPILATION_CACHE_DIR", "")
   path = Path(chosen or user or default_dir()).expanduser()
@@ -48,17 +54,23 @@ def enable(directory: str | os.PathLike | None = None) -> Path | None:
     from compzoo.errors import UsageError
     raise UsageError(f"cannot use {path} as the compilation cache ({e.strerror}); set {ENV}=DIR or off") from None
   _apply({"jax_enable_compilation_cache": True, "jax_compilation_cache_dir": str(path),
-          "jax_compilation_cache_max_size": MAX_BYTES,
-          "jax_persistent_cache_min_compile_time_secs": MIN_COMPILE_SECONDS,
-          "jax_persistent_cache_min_entry_size_bytes": -1})
+          "jax_compilation_cache_max_size": MAX_BYTES if bounded else -1,
+          "jax_persistent_cache_min_compile_time_secs": min_compile_seconds,
+          "jax_persistent_cache_min_entry_size_bytes": -1}, override=directory is not None)
   return path
 
 
-def _apply(settings: dict) -> None:
+def _apply(settings: dict, override: bool) -> None:
+  """Through JAX's config once it is imported, else as environment variables; those a parent process (the
+  test suite, a launcher) or the user set are kept unless ``override``."""
   if "jax" in sys.modules:
     import jax
     for name, value in settings.items():
       jax.config.update(name, value)
-  else:
-    os.environ.update({name.upper(): str(value).lower() if isinstance(value, bool) else str(value)
-                       for name, value in settings.items()})
+    return
+  for name, value in settings.items():
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if override or name == "jax_compilation_cache_dir":
+      os.environ[name.upper()] = text
+    else:
+      os.environ.setdefault(name.upper(), text)

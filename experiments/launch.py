@@ -1,7 +1,9 @@
-"""What every experiments/ app does around its work: optional multi-process start, and one-line errors."""
+"""What every experiments/ app does around its work: the persistent compilation cache, optional
+multi-process start, and one-line errors."""
 
 import sys
 
+from compzoo import compile_cache
 from compzoo.errors import CompzooError
 
 
@@ -9,6 +11,10 @@ def run(work, cluster=None):
   """Runs ``work()``; a ``CompzooError`` becomes one line on stderr and exit status 1. ``cluster``: a
   ``compzoo.train.cluster.ClusterSpec`` to join first (multi-process runs); the process leaves the run in
   step with the others, and tells them when it fails."""
+  try:
+    compile_cache.enable()  # a resumed or repeated run loads its compiled step instead of compiling it again
+  except CompzooError as e:
+    _exit_with(e)
   if cluster is None:
     return _run(work)
   from compzoo.train.cluster import Cluster
