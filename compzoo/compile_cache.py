@@ -61,16 +61,16 @@ def enable(directory: str | os.PathLike | None = None, *, bounded: bool = True,
 
 
 def _apply(settings: dict, override: bool) -> None:
-  """Through JAX's config once it is imported, else as environment variables; those a parent process (the
-  test suite, a launcher) or the user set are kept unless ``override``."""
-  if "jax" in sys.modules:
-    import jax
-    for name, value in settings.items():
-      jax.config.update(name, value)
-    return
+  """As environment variables, which JAX reads when it starts and the processes this one starts inherit,
+  and through JAX's config if it is already imported. Values a parent process (the test suite, a
+  launcher) or the user set are kept unless ``override``: a child of the suite must not bound, lock and
+  scan the suite's unbounded cache (it would look for eviction stamps the suite never writes)."""
+  import_done = "jax" in sys.modules
   for name, value in settings.items():
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    if override or name == "jax_compilation_cache_dir":
-      os.environ[name.upper()] = text
-    else:
-      os.environ.setdefault(name.upper(), text)
+    variable = name.upper()
+    if not override and name != "jax_compilation_cache_dir" and variable in os.environ:
+      continue
+    os.environ[variable] = str(value).lower() if isinstance(value, bool) else str(value)
+    if import_done:
+      import jax
+      jax.config.update(name, value)

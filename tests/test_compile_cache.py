@@ -44,6 +44,27 @@ def test_moved_by_the_environment_or_an_argument_and_turned_off(tmp_path):
   assert off["path"] is None and off["env"]["JAX_ENABLE_COMPILATION_CACHE"] == "false"
 
 
+_PARENT_AND_CHILD = """
+import subprocess, sys
+import jax
+from compzoo import compile_cache
+compile_cache.enable(sys.argv[1], bounded=False)
+child = "import jax; from compzoo import compile_cache; compile_cache.enable(); "
+child += "print(jax.config.jax_compilation_cache_dir, jax.config.jax_compilation_cache_max_size)"
+print(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True).stdout)
+"""
+
+
+def test_processes_started_by_a_cache_user_inherit_its_folder_and_its_bound(tmp_path):
+  """The suite enables an unbounded cache after JAX is imported; the CLI and apps it starts enable the
+  default (bounded) one: they must share the suite's folder unbounded, or they would look for the eviction
+  stamps that unbounded writers never leave."""
+  clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != compile_cache.ENV}
+  out = subprocess.run([sys.executable, "-c", _PARENT_AND_CHILD, str(tmp_path)], env=clean, capture_output=True,
+                       text=True, check=True).stdout.split()
+  assert out == [str(tmp_path), "-1"]
+
+
 def _compzoo(*args, cache):
   env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != compile_cache.ENV}
   return subprocess.run([sys.executable, "-m", "compzoo", "--compile-cache", str(cache), *map(str, args)], env=env,

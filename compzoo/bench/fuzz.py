@@ -19,6 +19,7 @@ import struct
 import time
 import zlib
 
+import imagecodecs
 import numpy as np
 
 from compzoo import bitstream, image_headers
@@ -251,17 +252,39 @@ def _forge_jpeg2000(data, height, width):
 
 
 def _forge_jpegxl(data, height, width):
+  """JPEG XL's SizeHeader is bit-packed and the image metadata after it ends in zero padding to a byte, where
+  the frames start. The metadata's end is found by trial (the first cut after which the stream, its size
+  rewritten in the long form, still decodes to the same pixels), so the frames are kept byte for byte."""
+  data = bytes(data)
   bits = image_headers.JxlBits(memoryview(data)[2:])
   image_headers.jxl_image_size(bits)
-  header = [0]  # not a multiple-of-8 'small' size
+  stream = [(data[2 + i // 8] >> (i % 8)) & 1 for i in range(8 * (len(data) - 2))]
+  original = imagecodecs.jpegxl_decode(data)
+  size = image_headers.declared_size("jpegxl", data)
+  for cut in range(bits.at, len(stream) + 1):
+    if any(stream[cut:-(-cut // 8) * 8]):
+      continue
+    rebuilt = _jxl_rewrite(data, stream, bits.at, cut, *size)
+    try:
+      if np.array_equal(imagecodecs.jpegxl_decode(rebuilt), original):
+        return _jxl_rewrite(data, stream, bits.at, cut, height, width)
+    except (ValueError, RuntimeError, imagecodecs.JpegxlError):
+      pass
+  raise ValueError("no cut after the JPEG XL image metadata decodes: cannot forge this stream")
+
+
+def _jxl_rewrite(data, stream, header_end, cut, height, width):
+  """The signature, a long-form SizeHeader claiming height×width, the metadata bits up to ``cut``, zero
+  padding to a byte, then the original bytes from the byte boundary after ``cut``."""
+  header = [0]  # not the 'small' form (multiples of 8 only)
   for value, then in ((height, [0, 0, 0]), (width, [])):  # ratio 0 after the height: the width follows
     selector, (count, offset) = next((i, d) for i, d in enumerate(image_headers.JXL_DIMENSION)
                                      if value - d[1] < 1 << d[0])
     header += _lsb(selector, 2) + _lsb(value - offset, count) + then
-  rest = [(data[2 + i // 8] >> (i % 8)) & 1 for i in range(bits.at, 8 * (len(data) - 2))]
-  merged = header + rest + [0] * (-(len(header) + len(rest)) % 8)
+  merged = header + stream[header_end:cut]
+  merged += [0] * (-len(merged) % 8)
   packed = bytes(sum(bit << j for j, bit in enumerate(merged[i:i + 8])) for i in range(0, len(merged), 8))
-  return bytes(data[:2]) + packed
+  return data[:2] + packed + data[2 + -(-cut // 8):]
 
 
 def _lsb(value: int, count: int) -> list[int]:
