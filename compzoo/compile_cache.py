@@ -34,9 +34,9 @@ def default_dir() -> Path:
 def enable(directory: str | os.PathLike | None = None, *, bounded: bool = True,
            min_compile_seconds: float = MIN_COMPILE_SECONDS) -> Path | None:
   """Turns the cache on (``directory``, else as the module docstring says) or off (``"off"``); -> the folder
-  in use, or None. Before JAX is imported it only sets environment variables (JAX reads them when it
-  starts, and so do the processes this one starts), so commands that never compile stay light. A
-  process keeps the first cache it compiled with.
+  in use, or None. It sets environment variables (JAX reads them when it starts, and the processes this
+  one starts inherit them) and updates JAX's config only if JAX is already imported, so commands that never
+  compile stay light. A process keeps the first cache it compiled with.
 
   ``bounded=False`` drops the size bound and with it the lock and the eviction, which scans the whole folder
   on every write (the test suite's choice: thousands of entries, one run). Unlocked, a process reading an
