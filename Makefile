@@ -33,10 +33,10 @@ demo: $(STAMP)
 	$(BIN)/compzoo bench -m png,l3c,pixelcnn --images embedded --crop 32 --out runs/demo-per-pixel
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist worksteal -q --durations=15
+	$(BIN)/python -m pytest -n $(JOBS) -q --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist worksteal -q -m 'not slow'
+	$(BIN)/python -m pytest -n $(JOBS) -q -m 'not slow'
 
 train-tiny: $(STAMP)
 	$(BIN)/python -m experiments.train --config=experiments/configs/bmshj2018_factorized.py:tiny --workdir=runs/tiny
