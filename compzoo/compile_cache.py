@@ -65,12 +65,11 @@ def _apply(settings: dict, override: bool) -> None:
   and through JAX's config if it is already imported. Values a parent process (the test suite, a
   launcher) or the user set are kept unless ``override``: a child of the suite must not bound, lock and
   scan the suite's unbounded cache (it would look for eviction stamps the suite never writes)."""
-  import_done = "jax" in sys.modules
+  jax = sys.modules.get("jax")  # never imported here: importing JAX is what a light command avoids
   for name, value in settings.items():
     variable = name.upper()
     if not override and name != "jax_compilation_cache_dir" and variable in os.environ:
       continue
     os.environ[variable] = str(value).lower() if isinstance(value, bool) else str(value)
-    if import_done:
-      import jax
+    if jax is not None:
       jax.config.update(name, value)

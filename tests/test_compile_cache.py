@@ -21,9 +21,13 @@ print(json.dumps({"path": str(path) if path else None, "jax_imported": "jax" in 
 """
 
 
+def _clean_env() -> dict:
+  """This process's environment without the cache settings the suite made."""
+  return {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != compile_cache.ENV}
+
+
 def _settings(*args, **env):
-  clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != compile_cache.ENV}
-  result = subprocess.run([sys.executable, "-c", _SETTINGS, *args], env={**clean, **env}, capture_output=True,
+  result = subprocess.run([sys.executable, "-c", _SETTINGS, *args], env={**_clean_env(), **env}, capture_output=True,
                           text=True, check=True)
   return json.loads(result.stdout)
 
@@ -59,16 +63,14 @@ def test_processes_started_by_a_cache_user_inherit_its_folder_and_its_bound(tmp_
   """The suite enables an unbounded cache after JAX is imported; the CLI and apps it starts enable the
   default (bounded) one: they must share the suite's folder unbounded, or they would look for the eviction
   stamps that unbounded writers never leave."""
-  clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != compile_cache.ENV}
-  out = subprocess.run([sys.executable, "-c", _PARENT_AND_CHILD, str(tmp_path)], env=clean, capture_output=True,
+  out = subprocess.run([sys.executable, "-c", _PARENT_AND_CHILD, str(tmp_path)], env=_clean_env(), capture_output=True,
                        text=True, check=True).stdout.split()
   assert out == [str(tmp_path), "-1"]
 
 
 def _compzoo(*args, cache):
-  env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != compile_cache.ENV}
-  return subprocess.run([sys.executable, "-m", "compzoo", "--compile-cache", str(cache), *map(str, args)], env=env,
-                        capture_output=True, text=True)
+  return subprocess.run([sys.executable, "-m", "compzoo", "--compile-cache", str(cache), *map(str, args)],
+                        env=_clean_env(), capture_output=True, text=True)
 
 
 @pytest.mark.slow

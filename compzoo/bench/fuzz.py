@@ -257,10 +257,9 @@ def _forge_jpegxl(data, height, width):
   rewritten in the long form, still decodes to the same pixels), so the frames are kept byte for byte."""
   data = bytes(data)
   bits = image_headers.JxlBits(memoryview(data)[2:])
-  image_headers.jxl_image_size(bits)
+  size = image_headers.jxl_image_size(bits)  # the SizeHeader's own values, before any orientation
   stream = [(data[2 + i // 8] >> (i % 8)) & 1 for i in range(8 * (len(data) - 2))]
   original = imagecodecs.jpegxl_decode(data)
-  size = image_headers.declared_size("jpegxl", data)
   for cut in range(bits.at, len(stream) + 1):
     if any(stream[cut:-(-cut // 8) * 8]):
       continue
@@ -268,7 +267,7 @@ def _forge_jpegxl(data, height, width):
     try:
       if np.array_equal(imagecodecs.jpegxl_decode(rebuilt), original):
         return _jxl_rewrite(data, stream, bits.at, cut, height, width)
-    except (ValueError, RuntimeError, imagecodecs.JpegxlError):
+    except (ValueError, RuntimeError):  # imagecodecs.JpegxlError is a RuntimeError
       pass
   raise ValueError("no cut after the JPEG XL image metadata decodes: cannot forge this stream")
 
