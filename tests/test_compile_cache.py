@@ -77,13 +77,14 @@ def _compzoo(*args, cache):
 def test_a_second_call_loads_the_first_one_s_programs_and_writes_the_same_file(tmp_path, astronaut):
   Image.fromarray(astronaut[:48, :80]).save(tmp_path / "in.png")
   cache = tmp_path / "cache"
+  stamps = []  # a bounded cache stamps an entry's '-atime' file when it writes it and each time it loads it
   for i in (1, 2):
     assert _compzoo("compress", "-m", "cpm-mid", tmp_path / "in.png", tmp_path / f"{i}.czoo", cache=cache).returncode == 0
-    entries = sorted(p.name for p in cache.iterdir() if p.name.endswith("-cache"))
-    assert entries, "the first call wrote no program"
-    if i == 1:
-      first_entries = entries
-  assert entries == first_entries  # the second call compiled nothing new worth keeping
+    stamps.append({p.name: p.read_bytes() for p in cache.iterdir() if p.name.endswith("-atime")})
+  assert stamps[0], "the first call wrote no program"
+  # Every program the first call kept, the second loaded. It may keep a program the first compiled just under
+  # the 50 ms threshold (compile times vary), so new entries are allowed.
+  assert all(stamps[1][name] != stamp for name, stamp in stamps[0].items())
   assert (tmp_path / "1.czoo").read_bytes() == (tmp_path / "2.czoo").read_bytes()
   for i, cache_dir in ((1, cache), (2, "off")):
     assert _compzoo("decompress", tmp_path / "1.czoo", tmp_path / f"{i}.png", cache=cache_dir).returncode == 0
