@@ -15,7 +15,7 @@ JOBS ?= 2
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks bench-coder fuzz cross-decode lock clean
+.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -161,6 +161,33 @@ fuzz: $(STAMP)
 cross-decode: $(STAMP)
 	$(BIN)/python -m experiments.cross_process_decode
 	$(BIN)/python -m experiments.cross_process_decode --xla_flags=--xla_cpu_max_isa=AVX
+
+# A lent GPU (issue #31; WORKSPACE.md, "A lent GPU", gives the call): make gpu-bundle prepares .gpu-bundle/
+# and sets aside what the run does not need (commit nothing until make gpu-restore); make gpu-dry-run checks
+# it here in under a minute; make gpu-run is the command the device runs (no venv there: the image's
+# python3 and packages, plus the bundle's wheels), writing report.json, metrics.tar, exports-N.tar and
+# run.log to $$OUT.
+GPU_BUNDLE ?= .gpu-bundle
+GPU_SITE ?= /tmp/compzoo-site
+GPU_OUT ?= $${OUT:-runs/gpu-run}
+GPU_STARTED := $(shell date +%s)
+gpu-bundle: $(STAMP)
+	$(BIN)/python -m experiments.gpu_bundle make --bundle=$(GPU_BUNDLE)
+
+gpu-restore: $(STAMP)
+	$(BIN)/python -m experiments.gpu_bundle restore --bundle=$(GPU_BUNDLE)
+
+gpu-dry-run: $(STAMP)
+	$(BIN)/python -m experiments.gpu_run --dry_run --bundle=$(GPU_BUNDLE)
+
+gpu-run: SHELL := /bin/bash
+gpu-run:
+	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $(GPU_SITE) \
+	  $(GPU_BUNDLE)/wheels/*.whl
+	mkdir -p $(GPU_OUT)
+	set -o pipefail; PYTHONPATH=$(GPU_SITE):$(CURDIR) PYTHONUNBUFFERED=1 \
+	  python3 -m experiments.gpu_run --bundle=$(GPU_BUNDLE) --out=$(GPU_OUT) --started_at=$(GPU_STARTED) 2>&1 \
+	  | tee $(GPU_OUT)/run.log
 
 lock: $(STAMP)
 	{ echo "# Versions the test suite last passed with; make installs under these constraints (regenerate: make lock)."; \

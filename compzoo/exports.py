@@ -105,8 +105,11 @@ def read(path) -> Export:
     raise UsageError(f"{path}: {CONFIG_FILE} has no 'model' section")
   # Built abstractly (shapes only): every value comes from the file, so running the initialisers, one
   # small compiled program per parameter shape, would only cost seconds.
+  try:
+    params = (path / PARAMS_FILE).read_bytes()
+  except OSError as e:
+    raise UsageError(f"{path}: unreadable {PARAMS_FILE}: {e.strerror}") from None
   model = nnx.eval_shape(lambda: models.build(config["model"], training=False))
-  params = (path / PARAMS_FILE).read_bytes()
   state = nnx.state(model)
   try:
     restored = serialization.msgpack_restore(params)

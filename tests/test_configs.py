@@ -92,16 +92,7 @@ def _setting(variants, astronaut):
   crop = first.data.crop if first.objective.get("distortion") == "ms_ssim" else min(first.data.crop, 64)
   if first.objective.name == "recurrent":
     crop = RECURRENT_CROP
-  photo = np.resize(astronaut, (max(crop, 512), max(crop, 512), 3))[:crop, :crop, :first.model.get("channels", 3)]
-  record = {"image": np.stack([photo, photo[::-1]][:count])}
-  task = first.objective.get("task", first.objective.name)  # a joint objective names its task
-  if task == "classification":
-    record["label"] = np.arange(count, dtype=np.int32)
-  if task == "segmentation" or first.model.get("label_classes"):
-    record["label_map"] = np.indices((count, crop, crop)).sum(0).astype(np.int32) % 12
-  if first.data.get("jpeg_quality"):
-    record = pipeline.with_jpeg({"image": record["image"][0]}, first.data.jpeg_quality[0])
-    record = {key: value[None] for key, value in record.items()}
+  record = pipeline.example_batch(first, astronaut, count, crop)
   objectives = {}
   for _, variant in variants:
     objective = module.get_config(variant).objective

@@ -97,6 +97,26 @@ def test_paired_folders_give_images_with_their_label_maps(paired, tmp_path):
     np.testing.assert_array_equal(record["label_map"], record["image"][..., 0] // 64)
 
 
+def test_files_read_the_same_layouts_into_memory_without_tfds(folder, paired, tmp_path):
+  root, images = folder
+  train = pipeline.record_source({"source": "files", "path": str(root)}, "train")
+  assert len(train) == 5
+  for i, name in enumerate(sorted(n for n in images if n.startswith("train"))):
+    np.testing.assert_array_equal(train[i]["image"], images[name])
+  record = pipeline.record_source({"source": "files", "path": str(paired)}, "test")[0]
+  np.testing.assert_array_equal(record["label_map"], record["image"][..., 0] // 64)
+  flat = tmp_path / "flat"
+  flat.mkdir()
+  Image.fromarray(images["val0.png"]).save(flat / "a.webp", lossless=True)
+  np.testing.assert_array_equal(pipeline.record_source({"source": "files", "path": str(flat)}, "train")[0]["image"],
+                                images["val0.png"])
+  for data, split in (({"path": str(flat)}, "val"), ({"path": str(root)}, "test"), ({"path": str(tmp_path / "no")}, "train")):
+    with pytest.raises(UsageError, match="no split|no such image folder"):
+      pipeline.record_source({"source": "files", **data}, split)
+  with pytest.raises(UsageError, match="TFDS-built"):
+    pipeline.record_source({"source": "files", "path": str(root), "downscale": 2}, "train")
+
+
 def test_crops_and_flips_move_label_maps_with_their_images(paired, tmp_path):
   data = ml_collections.ConfigDict(dict(source="paired_folders", path=str(paired), data_dir=str(tmp_path)))
   source = pipeline.record_source(data, "train")

@@ -4,12 +4,14 @@ Shipped weights live in compzoo/weights/<entry>/[<point>/] (exports: config.json
 models with weight-only coding tables, tables.msgpack; see compzoo/exports.py) and load with no download
 and no training code. The entry ``learned`` takes any training workdir or export (``--weights DIR``).
 The weights id written into every file hashes the weights and tables, so a file decodes only with the
-weights that wrote it.
+weights that wrote it. ``COMPZOO_WEIGHTS=DIR`` reads another tree of the same layout instead (candidate
+weights before they ship, or stand-ins where the shipped ones were left behind: experiments/gpu_checks.py).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,8 @@ from compzoo.codecs.entries import Choice, ClassSet, Param, ZooEntry
 from compzoo.data.images import CAMVID_CLASSES
 from compzoo.errors import BitstreamError, UsageError
 
-WEIGHTS_ROOT = Path(__file__).resolve().parent.parent / "weights"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_ROOT = Path(os.environ.get("COMPZOO_WEIGHTS") or SHIPPED_WEIGHTS)
 LEARNED = "learned"  # the entry for a user's own workdir or export
 
 

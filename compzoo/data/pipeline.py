@@ -19,11 +19,11 @@ import grain
 import numpy as np
 
 from compzoo import jpeg
-from compzoo.data.images import embedded_images
+from compzoo.data.images import embedded_images, list_images, load_image, load_label_map
 from compzoo.errors import UsageError
 
 LOCAL_SOURCES = ("folder", "paired_folders", "class_zips", "mnist_idx")  # compzoo/data/builders.py
-SOURCES = LOCAL_SOURCES + ("tfds", "embedded", "mixture")
+SOURCES = LOCAL_SOURCES + ("files", "tfds", "embedded", "mixture")
 RECORD_KEYS = ("image", "label_map", "label")
 SPATIAL_KEYS = ("image", "label_map")
 
@@ -91,7 +91,8 @@ def record_source(data: Mapping, split: str) -> RecordSource:
   """A random-access source of records for ``split``.
 
   data.source: 'folder', 'paired_folders', 'class_zips', 'mnist_idx' (data.path, data.downscale; cached as
-  TFDS array_record under data.data_dir), 'tfds' (data.name, a prepared TFDS dataset in data.data_dir,
+  TFDS array_record under data.data_dir), 'files' (data.path laid out as 'folder' or 'paired_folders' are,
+  read into memory with no TFDS: small sets, and machines without TFDS such as a lent GPU's), 'tfds' (data.name, a prepared TFDS dataset in data.data_dir,
   e.g. 'div2k' or 'cityscapes', keys renamed by data.rename), 'embedded', or 'mixture' (data.parts: a
   list of such sections, concatenated). ``data.train_splits`` ('train+test') joins several splits for training.
   """
@@ -112,6 +113,11 @@ def record_source(data: Mapping, split: str) -> RecordSource:
         raise UsageError(f"{source} data at {data.get('path')} has no split {name!r}; it has {', '.join(splits)}")
     parts = [splits[name] for name in names]
     return RecordSource(parts[0] if len(parts) == 1 else _Concatenated(parts))
+  if source == "files":
+    for option in ("train_splits", "downscale"):
+      if data.get(option) not in (None, "", 1):
+        raise UsageError(f"data.{option} is for TFDS-built sources; 'files' reads a folder as it is")
+    return RecordSource(_ArraySource(_file_records(Path(data.get("path", "")), split)))
   if source == "tfds":
     import tensorflow_datasets as tfds
     try:
@@ -121,6 +127,28 @@ def record_source(data: Mapping, split: str) -> RecordSource:
                        "prepare it first (tfds build --file_format=array_record) where the internet is reachable") from None
     return RecordSource(records, data.get("rename"))
   raise UsageError(f"unknown data source {source!r}; use one of {', '.join(SOURCES)}")
+
+
+def _file_records(path: Path, split: str) -> list[dict]:
+  """The records of ``path/split`` (``path`` itself when it has no split folders and ``split`` is 'train'):
+  its images, or ``images/`` with label maps of the same names in ``labels/``."""
+  folder = path / split
+  if not folder.is_dir():
+    if split != "train" or not path.is_dir() or any((path / s).is_dir() for s in ("train", "val", "test")):
+      raise UsageError(f"files data at {path} has no split {split!r}")
+    folder = path
+  if not (folder / "images").is_dir():
+    return [{"image": load_image(p)} for p in list_images(folder)]
+  records = []
+  for image_path in list_images(folder / "images"):
+    labels = folder / "labels" / f"{image_path.stem}.png"
+    record = {"image": load_image(image_path)}
+    if (folder / "labels").is_dir():
+      record["label_map"] = load_label_map(labels)
+      if record["label_map"].shape != record["image"].shape[:2]:
+        raise UsageError(f"{labels} is {record['label_map'].shape}, its image {record['image'].shape[:2]}")
+    records.append(record)
+  return records
 
 
 def _data_dir(data) -> str:
@@ -245,3 +273,24 @@ def eval_batch(source, crop: int, count: int, jpeg_quality=None) -> dict:
     qualities = np.linspace(low, high, len(records)).round().astype(int)
     records = [with_jpeg(record, int(q)) for record, q in zip(records, qualities)]
   return {key: np.stack([r[key] for r in records]) for key in records[0]}
+
+
+def example_batch(config, photo: np.ndarray, rows: int, crop: int) -> dict:
+  """``rows`` records of every key ``config``'s objective reads, cut from one photo (rows × crop × crop;
+  the model's channel count): steps of a config with no data set at hand (tests, a GPU's smoke steps).
+  Records differ (flips, shifted label maps), so batch statistics and MMDs see more than one sample."""
+  channels = config.model.get("channels", 3)
+  photo = np.resize(photo, (max(crop, 512), max(crop, 512), photo.shape[-1]))[:crop, :crop, :channels]
+  images = np.stack([photo[::-1] if i % 2 else photo for i in range(rows)])
+  record = {"image": np.ascontiguousarray(images)}
+  task = config.objective.get("task", config.objective.name)  # a joint objective names its task
+  if task == "classification":
+    record["label"] = np.arange(rows, dtype=np.int32) % config.model.get("classes", 10)
+  if task == "segmentation" or config.model.get("label_classes"):
+    record["label_map"] = (np.indices((rows, crop, crop)).sum(0) % 12).astype(np.int32)
+  if config.data.get("jpeg_quality"):
+    low, high = check_qualities(config.data.jpeg_quality)
+    records = [with_jpeg({"image": image}, low + i * (high - low) // max(rows - 1, 1)) for i, image in enumerate(images)]
+    record = {key: np.stack([r[key] for r in records]) for key in records[0]}
+  return record
+

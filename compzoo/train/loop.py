@@ -51,8 +51,27 @@ def new_train_state(config: ml_collections.ConfigDict) -> tuple[Objective, Train
   under ``train.freeze`` get none)."""
   objective = make_objective(config.objective)
   model = models.build(config.model, seed=config.train.seed)
+  set_compute_dtype(model, config.train.get("compute_dtype", ""))
   frozen = groups.frozen_filter(model, config.train.get("freeze", ""))
   return objective, TrainState(model, objective, config.optimizer, config.train.steps, frozen)
+
+
+COMPUTE_DTYPES = {"": None, "float32": None, "bfloat16": "bfloat16"}
+
+
+def set_compute_dtype(model: nnx.Module, name: str) -> None:
+  """Mixed precision (``train.compute_dtype='bfloat16'``): every convolution and dense layer computes in
+  bfloat16 (its inputs and parameters cast at the call; float32 accumulation on GPU/TPU) while parameters,
+  optimizer states and the losses stay float32. Training only: exports keep no dtype, so codecs decode in
+  float32. For models whose training arithmetic has no exactness to keep (not cpm's context model)."""
+  if name not in COMPUTE_DTYPES:
+    raise UsageError(f"train.compute_dtype must be one of {', '.join(map(repr, COMPUTE_DTYPES))}, not {name!r}")
+  if COMPUTE_DTYPES[name] is None:
+    return
+  import jax.numpy as jnp
+  for _, module in nnx.iter_modules(model):
+    if isinstance(module, (nnx.Conv, nnx.ConvTranspose, nnx.Linear)):
+      module.dtype = jnp.dtype(COMPUTE_DTYPES[name])
 
 
 def place(train_state: TrainState, mesh):
@@ -179,7 +198,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
         values, pictures = eval_fn(state, eval_records)
         log.evaluation(done, {k: float(v) for k, v in values.items()},
                        None if pictures is None else np.asarray(pictures))
-      if done % train_cfg.checkpoint_every == 0 or finished:
+      if train_cfg.checkpoint_every and (done % train_cfg.checkpoint_every == 0 or finished):
         nnx.update(train_state, state)
         checkpoints.save(done, train_state.model, train_state.optimizers, config)
       if finished:
@@ -190,7 +209,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
     log.close()
     checkpoints.close()
   nnx.update(train_state, state)
-  if done == total and chief:
+  if (done == total or train_cfg.get("export_on_stop", False)) and chief:
     exports.write(workdir / "export", config, train_state.model)
   return last
 

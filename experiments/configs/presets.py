@@ -45,10 +45,12 @@ def data(name: str, crop: int, batch_size: int, **options) -> dict:
 def train(size: str, steps: int, **options) -> dict:
   """The train section: ``steps`` and the size's cadences; ``init_from`` (warm start), ``freeze`` (path
   prefixes), ``max_seconds`` (wall-clock budget, 0: none), ``keep_checkpoints`` (how many a run keeps: more
-  for a learning curve over them) and ``log_reads`` (WORKDIR/reads/: which records each process read) are
-  there to be overridden."""
+  for a learning curve over them), ``log_reads`` (WORKDIR/reads/: which records each process read),
+  ``compute_dtype`` ('bfloat16': mixed precision, compzoo.train.loop.set_compute_dtype) and
+  ``export_on_stop`` (export when ``max_seconds`` stops the run too) are there to be overridden;
+  ``checkpoint_every=0`` saves none."""
   return {**dict(steps=steps, seed=0, eval_images=4, init_from="", freeze="", max_seconds=0, keep_checkpoints=2,
-                 log_reads=False),
+                 log_reads=False, compute_dtype="", export_on_stop=False),
           **_SCHEDULES[size], **options}
 
 
