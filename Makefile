@@ -168,9 +168,6 @@ cross-decode: $(STAMP)
 # python3 and packages, plus the bundle's wheels), writing report.json, metrics.tar, exports-N.tar and
 # run.log to $$OUT.
 GPU_BUNDLE ?= .gpu-bundle
-GPU_SITE ?= /tmp/compzoo-site
-GPU_OUT ?= $${OUT:-runs/gpu-run}
-GPU_STARTED := $(shell date +%s)
 gpu-bundle: $(STAMP)
 	$(BIN)/python -m experiments.gpu_bundle make --bundle=$(GPU_BUNDLE)
 
@@ -180,14 +177,8 @@ gpu-restore: $(STAMP)
 gpu-dry-run: $(STAMP)
 	$(BIN)/python -m experiments.gpu_run --dry_run --bundle=$(GPU_BUNDLE)
 
-gpu-run: SHELL := /bin/bash
 gpu-run:
-	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $(GPU_SITE) \
-	  $(GPU_BUNDLE)/wheels/*.whl
-	mkdir -p $(GPU_OUT)
-	set -o pipefail; PYTHONPATH=$(GPU_SITE):$(CURDIR) PYTHONUNBUFFERED=1 \
-	  python3 -m experiments.gpu_run --bundle=$(GPU_BUNDLE) --out=$(GPU_OUT) --started_at=$(GPU_STARTED) 2>&1 \
-	  | tee $(GPU_OUT)/run.log
+	GPU_BUNDLE=$(GPU_BUNDLE) bash experiments/gpu_run.sh
 
 lock: $(STAMP)
 	{ echo "# Versions the test suite last passed with; make installs under these constraints (regenerate: make lock)."; \

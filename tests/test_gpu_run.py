@@ -43,7 +43,8 @@ def _app(*args, timeout=600):
 def test_the_call_runs_tiny_here_and_returns_what_the_device_can_carry(tmp_path, astronaut):
   out = tmp_path / "out"
   done = _app("--size=tiny", f"--bundle={_tiny_bundle(tmp_path / 'bundle', astronaut)}", f"--out={out}",
-              "--budget_s=100", "--reserve_s=70", "--queue=cpm-mid", "--families=bmshj2018_factorized",
+              "--budget_s=100", "--reserve_s=60", "--slice_overhead_s=2", "--min_slice_s=5", "--queue=cpm-mid",
+              "--families=bmshj2018_factorized",
               "--codecs=cpm-mid", "--step_processes=1")
   assert done.returncode == 0, done.stderr[-3000:]
   assert done.stdout.startswith("devices: ") and "\nbundle: " in done.stdout
