@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from compzoo.data.images import IMAGE_SUFFIXES, list_images, load_image, load_label_map
+from compzoo.data.images import IMAGE_SUFFIXES, list_images, load_image, load_labelled_image
 from compzoo.errors import UsageError
 
 _SPLITS = ("train", "val", "test")
@@ -96,12 +96,7 @@ class PairedFoldersDataset(_LocalBuilder):
   def _generate_examples(self, folder: Path):
     factor = self.builder_config.downscale
     for path in list_images(folder / "images"):
-      labels = folder / "labels" / path.name
-      if not labels.is_file():
-        raise UsageError(f"{path} has no label map {labels}")
-      image, label_map = load_image(path), load_label_map(labels)
-      if label_map.shape != image.shape[:2]:
-        raise UsageError(f"{labels} is {label_map.shape}, its image {image.shape[:2]}")
+      image, label_map = load_labelled_image(path, folder / "labels" / path.name)
       yield path.name, {"image": _png(downscale_image(image, factor)),
                         "label_map": _png(downscale_label_map(label_map, factor)), "name": path.name}
 

@@ -47,6 +47,17 @@ def load_label_map(path) -> np.ndarray:
   return _read(path, "label map", ids)
 
 
+def load_labelled_image(image_path, label_path) -> tuple[np.ndarray, np.ndarray]:
+  """An image and its label map, which must exist and have the image's height and width."""
+  label_path = Path(label_path)
+  if not label_path.is_file():
+    raise UsageError(f"{image_path} has no label map {label_path}")
+  image, label_map = load_image(image_path), load_label_map(label_path)
+  if label_map.shape != image.shape[:2]:
+    raise UsageError(f"{label_path} is {label_map.shape}, its image {image.shape[:2]}")
+  return image, label_map
+
+
 def _read(path, what: str, convert) -> np.ndarray:
   """Opens an image file and returns ``convert(image, path)``; unreadable files are usage errors."""
   path = Path(path)

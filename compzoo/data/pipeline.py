@@ -19,7 +19,7 @@ import grain
 import numpy as np
 
 from compzoo import jpeg
-from compzoo.data.images import embedded_images, list_images, load_image, load_label_map
+from compzoo.data.images import embedded_images, list_images, load_image, load_labelled_image
 from compzoo.errors import UsageError
 
 LOCAL_SOURCES = ("folder", "paired_folders", "class_zips", "mnist_idx")  # compzoo/data/builders.py
@@ -139,16 +139,10 @@ def _file_records(path: Path, split: str) -> list[dict]:
     folder = path
   if not (folder / "images").is_dir():
     return [{"image": load_image(p)} for p in list_images(folder)]
-  records = []
-  for image_path in list_images(folder / "images"):
-    labels = folder / "labels" / f"{image_path.stem}.png"
-    record = {"image": load_image(image_path)}
-    if (folder / "labels").is_dir():
-      record["label_map"] = load_label_map(labels)
-      if record["label_map"].shape != record["image"].shape[:2]:
-        raise UsageError(f"{labels} is {record['label_map'].shape}, its image {record['image'].shape[:2]}")
-    records.append(record)
-  return records
+  if not (folder / "labels").is_dir():
+    return [{"image": load_image(p)} for p in list_images(folder / "images")]
+  pairs = (load_labelled_image(p, folder / "labels" / f"{p.stem}.png") for p in list_images(folder / "images"))
+  return [{"image": image, "label_map": label_map} for image, label_map in pairs]
 
 
 def _data_dir(data) -> str:
