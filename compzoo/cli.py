@@ -76,6 +76,17 @@ def _info(args) -> None:
   check = container.content_check
   print(f"check:    {'none' if check is None else f'{check:08x}'}")
   print(f"decode:   {_guarantee(zoo, container.codec)}")
+  if args.parts:
+    parts = {f"stream {i}": 8 * len(stream) for i, stream in enumerate(container.streams)}
+    codec = zoo.make_codec(container.codec, weights=args.weights)
+    if getattr(getattr(codec, "model", None), "CODES_PARTS", False) and codec.lossless:
+      # One stream, several parts: re-encoding the decoded image writes the same stream, part by part.
+      codec.encode_streams(codec.decompress(payload))
+      parts = codec.last_parts
+    total = max(sum(parts.values()), 1)
+    for name, bits in parts.items():
+      print(f"  {name + ':':<10}{bits / 8:.0f} bytes, {metrics.bpsp(bits / 8, height, width, channels):.4f} bpsp, "
+            f"{100 * bits / total:.1f}%")
 
 
 def _guarantee(zoo, codec_name: str) -> str:
@@ -195,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = commands.add_parser("info", help="describe a compzoo file")
   p.add_argument("input")
+  p.add_argument("--parts", action="store_true",
+                 help="the bytes of each stream, and of each coded part of a learned lossless stream (L3C: each scale; decodes the file)")
+  p.add_argument("--weights", help="with --parts, for files of -m learned: the training workdir or export")
   p.set_defaults(run=_info)
 
   p = commands.add_parser("bench", help="measure codecs on a folder of images")

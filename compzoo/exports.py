@@ -32,6 +32,9 @@ from compzoo.errors import UsageError
 CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
 TABLES_FILE = "tables.msgpack"
+# {weights id (hex): what those weights were}: earlier weights of a shipped entry, so that their files are
+# refused by name ("written with the l3c weights shipped from ... to ...") rather than by two hashes.
+SUPERSEDED_FILE = "superseded.json"
 
 
 @dataclasses.dataclass
@@ -41,6 +44,7 @@ class Export:
   weights_id: bytes
   tables: Any = None  # the model's integer coding tables, or None
   retired_ids: tuple = ()  # ids that files of the same weights carried under older coding revisions
+  superseded: dict = dataclasses.field(default_factory=dict)  # {id bytes: description} of earlier weights
 
 
 def params_bytes(model: nnx.Module) -> bytes:
@@ -123,7 +127,20 @@ def read(path) -> Export:
   tables_path = path / TABLES_FILE
   raw_tables = tables_path.read_bytes() if tables_path.is_file() else b""
   tables = serialization.msgpack_restore(raw_tables) if raw_tables else None
-  return _export(config, model, params, raw_tables, tables)
+  export = _export(config, model, params, raw_tables, tables)
+  export.superseded = read_superseded(path)
+  return export
+
+
+def read_superseded(path) -> dict[bytes, str]:
+  """The export's SUPERSEDED_FILE as {id bytes: description}; {} when it has none."""
+  file = Path(path) / SUPERSEDED_FILE
+  if not file.is_file():
+    return {}
+  try:
+    return {bytes.fromhex(key): str(value) for key, value in json.loads(file.read_text()).items()}
+  except (OSError, ValueError, AttributeError) as e:
+    raise UsageError(f"{file}: unreadable ({e})") from None
 
 
 def _check_shapes(expected, restored, where: str = "") -> None:

@@ -81,7 +81,8 @@ def slice_config(item: Slice, bundle: Path, size: str = "full"):
     if full or section != "data":  # tiny configs keep their tiny batches
       config[section][key] = value
   config.data = dict(source="files", path=str(bundle / "data" / item.data), crop=crop,
-                     batch_size=config.data.batch_size if full else batch, flip=True)
+                     batch_size=config.data.batch_size if full else batch, flip=True,
+                     **({"darken": config.data.darken} if config.data.get("darken") else {}))
   config.train.update(steps=10**7, log_every=100 if full else 5, eval_every=2000 if full else 20,
                       checkpoint_every=0, export_on_stop=True)  # no orbax round trip between training and export
   return config

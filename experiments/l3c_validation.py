@@ -1,18 +1,28 @@
 """The held-out images that L3C recipes and learning curves are scored on, and the score: a model's own bits
-per sub-pixel on whole images. CamVid's val split and BSDS500's val split box-downscaled by 2 (its JPEG
-history averaged away); never Kodak or CamVid test, which are the reported sets."""
+per sub-pixel on whole images. lossless-photos val (photographs with no JPEG history: what recipes are chosen
+on since issue #32), CamVid's val split and BSDS500's val split box-downscaled by 2 (its JPEG history averaged
+away); never Kodak or CamVid test, which are the reported sets."""
 
 _BSDS = "../shared/data/train/bsds500"
 _CAMVID = "../shared/data/camvid"
-VALIDATION = {"camvid-val": f"{_CAMVID}/val/images", "bsds-val-x2": f"{_BSDS}/val"}
+_PHOTOS = "../shared/data/lossless-photos"
+VALIDATION = {"lossless-photos-val": f"{_PHOTOS}/val", "camvid-val": f"{_CAMVID}/val/images",
+              "bsds-val-x2": f"{_BSDS}/val"}
 
 
-def validation_images(limit: int = 0) -> dict[str, list]:
-  """Held-out images cropped to multiples of 8: CamVid val as it is, BSDS500 val box-downscaled by 2."""
+def validation_images(limit: int = 0, names=()) -> dict[str, list]:
+  """Held-out images cropped to multiples of 8: lossless-photos val and CamVid val as they are, BSDS500 val
+  box-downscaled by 2. ``names``: some of VALIDATION (default: all)."""
   from compzoo import data
   from compzoo.data.builders import downscale_image
+  from compzoo.errors import UsageError
+  unknown = set(names) - set(VALIDATION)
+  if unknown:
+    raise UsageError(f"unknown validation sets {', '.join(sorted(unknown))}; use some of {', '.join(VALIDATION)}")
   sets = {}
   for name, folder in VALIDATION.items():
+    if names and name not in names:
+      continue
     images = list(data.image_set(folder, limit).values())
     if name.endswith("-x2"):
       images = [downscale_image(image, 2) for image in images]

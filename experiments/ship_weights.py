@@ -5,11 +5,16 @@ compzoo/weights/features/NAME:
     python -m experiments.ship_weights --family=gc --runs=runs/gc --features=runs/features/camvid
     python -m experiments.ship_weights --family=jpeg-refine --runs=runs/refine
     python -m experiments.ship_weights --family=latent-tasks --runs=runs/lt
+    python -m experiments.ship_weights --family=l3c --runs=runs/l3c-photos \
+        --superseded_note="the l3c weights shipped from issue #17 to #32"
 
 dplc-DATASET: RUNS/DATASET-generator/export -> generator/ (the WGAN-GP generator, rate 0 of
 dplc-DATASET-wgan) and RUNS/DATASET-OBJECTIVE-rRATE/export -> OBJECTIVE/rRATE/.
 gc: RUNS/POINT-cC/export -> POINT-cC/ for gc's and gc-mse's channels and sc's (POINT: gc, mse, sc).
 jpeg-refine: RUNS/RULE/export -> RULE/ for each credit rule.
+l3c, l3c-rgb, l3c-rgb-shared: RUNS/export -> FAMILY/ (RUNS is the run's workdir).
+Weights that replace others (another weights id) list the old id in the new folder's superseded.json, described
+by --superseded_note, with the ids the old folder listed: files of every earlier weights are refused by name.
 latent-tasks: RUNS/codec-R/export -> codec/R/; RUNS/TASK-PATH[-R]/export -> TASK/PATH[-R]/ with a task.json
 naming the codec whose files the head reads and its weights id. Heads on a frozen codec ship without it
 (config.json's shared_params points at codec/R/, after checking that their copy is bit for bit the same).
@@ -31,15 +36,20 @@ from compzoo.codecs.learned import (DPLC_OBJECTIVES, DPLC_RATES, GC_CHANNELS, GC
                                     REFINE_RULES, SC_CHANNELS, WEIGHTS_ROOT)
 from compzoo.inference import META_FILE
 
-FAMILIES = [f"dplc-{dataset}" for dataset in DPLC_RATES] + ["gc", "jpeg-refine", "latent-tasks"]
+L3C_FAMILIES = ["l3c", "l3c-rgb", "l3c-rgb-shared"]
+FAMILIES = [f"dplc-{dataset}" for dataset in DPLC_RATES] + ["gc", "jpeg-refine", "latent-tasks"] + L3C_FAMILIES
 _FAMILY = flags.DEFINE_enum("family", "dplc-mnist", FAMILIES, "the weights folder to fill")
 _RUNS = flags.DEFINE_string("runs", "runs/dplc", "folder of the training workdirs")
 _FEATURES = flags.DEFINE_string("features", "", "the feature network's workdir (empty: leave it)")
+_NOTE = flags.DEFINE_string("superseded_note", "", "what the weights being replaced were, for their files' refusal "
+                            "(required when any shipped weights change)")
 _FEATURE_NAMES = {"dplc-mnist": "mnist", "dplc-cifar10": "cifar10", "gc": "camvid"}
 
 
 def layout(family: str) -> list[tuple[str, str]]:
   """(run name, folder under compzoo/weights/FAMILY) for every shipped point."""
+  if family in L3C_FAMILIES:
+    return [("", "")]
   if family == "jpeg-refine":
     return [(rule, rule) for rule in REFINE_RULES]
   if family == "latent-tasks":
@@ -55,11 +65,27 @@ def layout(family: str) -> list[tuple[str, str]]:
       for objective in DPLC_OBJECTIVES for rate in DPLC_RATES[dataset] if not (objective == "wgan" and rate == 0)]
 
 
-def _copy(source: Path, target: Path) -> None:
+def _superseded(source: Path, target: Path) -> dict[str, str]:
+  """What the new folder's superseded.json must hold: the replaced weights' id and the ids they listed."""
+  if not exports.is_export(target):
+    return {}
+  old, new = exports.read(target), exports.read(source)
+  if old.weights_id == new.weights_id:
+    return {key.hex(): note for key, note in old.superseded.items()}
+  if not _NOTE.value:
+    raise app.UsageError(f"{target} holds other weights: say what they were with --superseded_note")
+  earlier = {key.hex(): note for key, note in old.superseded.items()}
+  earlier.update({key.hex(): f"{_NOTE.value}, coded as compzoo 0.1 did" for key in old.retired_ids})
+  return {**earlier, old.weights_id.hex(): _NOTE.value}
+
+
+def _copy(source: Path, target: Path, superseded: dict[str, str]) -> None:
   if target.exists():
     shutil.rmtree(target)
   target.parent.mkdir(parents=True, exist_ok=True)
   shutil.copytree(source, target)
+  if superseded:
+    (target / exports.SUPERSEDED_FILE).write_text(json.dumps(superseded, indent=1) + "\n")
   print(f"{source} -> {target}")
 
 
@@ -72,8 +98,9 @@ def main(argv):
   missing = [str(source) for source, _ in copies if not exports.is_export(source)]
   if missing:  # all present before anything is replaced
     raise app.UsageError(f"no export at {', '.join(missing)}: train them first")
-  for source, target in copies:
-    _copy(source, target)
+  superseded = [_superseded(source, target) for source, target in copies]  # every check before any copy
+  for (source, target), ids in zip(copies, superseded):
+    _copy(source, target, ids)
   if family == "latent-tasks":
     for _, target in copies:
       if target.parent.name in LATENT_TASKS:

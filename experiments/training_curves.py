@@ -6,7 +6,8 @@
 Training hours are the sum of metrics.csv's ``interval_s`` (each logged interval's wall time, so resumed
 slices add up and evaluation and checkpointing are left out). Two panels: the training bpsp (a running mean of
 the logged rows) and the validation bpsp of every kept checkpoint on the held-out sets of
-``experiments/l3c_validation.py`` (CamVid val, BSDS500 val downscaled by 2; never a reported set). Writes the
+``experiments/l3c_validation.py`` (``--val_sets``: lossless-photos val, CamVid val, BSDS500 val downscaled by 2;
+never a reported set). Writes the
 PNG and a JSON of the points beside it.
 """
 
@@ -23,6 +24,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", None, "LABEL=WORKDIR of each run.")
 flags.DEFINE_string("out", "runs/training-curves.png", "The plot; its points go to the same name with .json.")
 flags.DEFINE_integer("val_limit", 0, "Use the first N images of each validation set (0: all).")
+flags.DEFINE_list("val_sets", [], "Validation sets to score on (default: all of l3c_validation.VALIDATION).")
 flags.mark_flags_as_required(["runs"])
 
 
@@ -74,7 +76,7 @@ def _curves():
   import numpy as np
 
   from experiments.l3c_validation import validation_images
-  sets = validation_images(FLAGS.val_limit)
+  sets = validation_images(FLAGS.val_limit, FLAGS.val_sets)
   data = {}
   for spec in FLAGS.runs:
     label, _, workdir = spec.rpartition("=")
@@ -85,7 +87,7 @@ def _curves():
   figure, (train_axes, val_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
   for label, run in data.items():
     line, = train_axes.plot(run["hours"], _running_mean(run["train_bpsp"]), label=label)
-    for (name, style) in zip(sets, ("-o", "--s")):
+    for (name, style) in zip(sets, ("-o", "--s", ":^")):
       val_axes.plot([p["hours"] for p in run["checkpoints"]], [p[name] for p in run["checkpoints"]], style,
                     color=line.get_color(), label=f"{label}, {name}")
   train_axes.set(xlabel="training hours (2-core CPU unless said)", ylabel="bpsp", title="training crops")

@@ -185,7 +185,7 @@ def test_bench_writes_records_table_and_plots(tmp_path, rng, capsys):
   records = json.loads((out / "results.json").read_text())
   assert len(records) == 6
   keys = {"codec", "image", "bytes", "bpp", "bpsp", "psnr", "ms_ssim", "colour_psnr", "exact", "encode_s",
-          "decode_s"}
+          "decode_s", "parts"}
   assert all(set(r) == keys for r in records)
   png = [r for r in records if r["codec"] == "png"]
   assert all(r["exact"] and r["psnr"] is None and r["colour_psnr"] is None for r in png)
@@ -298,3 +298,27 @@ def test_bench_crop_codes_central_crops(tmp_path, capsys, monkeypatch):
 def test_python_dash_m_entry_point():
   result = subprocess.run([sys.executable, "-m", "compzoo", "models"], capture_output=True, text=True, timeout=120)
   assert result.returncode == 0 and result.stdout.startswith("avif")
+
+
+def test_parts_say_where_a_learned_files_bits_go(tmp_path, astronaut, capsys):
+  """info --parts splits an L3C stream by scale (and a classic file by stream); bench tabulates the same."""
+  from compzoo import exports, models
+  from experiments.configs import l3c
+  config = l3c.get_config("tiny")
+  export = exports.write(tmp_path / "l3c", config, models.build(config.model))
+  (tmp_path / "images").mkdir()
+  Image.fromarray(astronaut[:24, :40]).save(tmp_path / "images" / "a.png")
+  code, _, err = run(["bench", "-m", "learned,png", "--weights", str(export), "--images", str(tmp_path / "images"),
+                      "--out", str(tmp_path / "out"), "--quiet"], capsys)
+  assert code == 0, err
+  learned, png = json.loads((tmp_path / "out" / "results.json").read_text())
+  assert list(learned["parts"]) == ["z3", "z2", "z1", "x"] and png["parts"] is None
+  assert sum(learned["parts"].values()) == pytest.approx(learned["bpsp"], abs=0.2)
+  assert "| learned | x |" in (tmp_path / "out" / "summary.md").read_text()
+  packed = tmp_path / "a.czoo"
+  assert run(["compress", "-m", "learned", "--weights", str(export), str(tmp_path / "images" / "a.png"),
+              str(packed)], capsys)[0] == 0
+  code, out, _ = run(["info", "--parts", "--weights", str(export), str(packed)], capsys)
+  assert code == 0 and [line.split(":")[0].strip() for line in out.splitlines()[-4:]] == ["z3", "z2", "z1", "x"]
+  assert run(["compress", "-m", "png", str(tmp_path / "images" / "a.png"), str(tmp_path / "p.czoo")], capsys)[0] == 0
+  assert run(["info", "--parts", str(tmp_path / "p.czoo")], capsys)[1].splitlines()[-1].startswith("  stream 0:")

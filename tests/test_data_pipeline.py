@@ -298,3 +298,17 @@ def test_jpeg_copies_are_made_after_the_crop_at_random_or_spread_qualities():
   assert list(evaluation["jpeg_quality"][:, 0]) == sorted(evaluation["jpeg_quality"][:, 0], reverse=True)
   with pytest.raises(UsageError, match="jpeg_quality"):
     pipeline.train_batches(source, crop=8, batch_size=1, seed=0, jpeg_quality=(50, 10))
+
+
+def test_darken_scales_about_half_of_the_crops_into_fewer_levels():
+  source = pipeline.record_source(ml_collections.ConfigDict(dict(source="embedded")), "train")
+  plain = next(pipeline.train_batches(source, crop=32, batch_size=16, seed=3))["image"].astype(float)
+  dark = next(pipeline.train_batches(source, crop=32, batch_size=16, seed=3, darken=(0.2, 0.5)))["image"]
+  same = [np.array_equal(p, d) for p, d in zip(plain, dark)]
+  assert 3 <= sum(same) <= 13  # the crops are the same; about half stay as they were
+  for p, d in zip(plain, dark):
+    if not np.array_equal(p, d):
+      factor = d.astype(float).sum() / p.sum()
+      assert 0.19 < factor < 0.51 and np.abs(np.round(p * factor) - d).max() <= 1
+  with pytest.raises(UsageError, match="darken"):
+    pipeline.train_batches(source, crop=8, batch_size=1, seed=0, darken=(0.5, 1.5))

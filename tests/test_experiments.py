@@ -165,6 +165,11 @@ def test_l3c_recipes_change_one_thing_at_the_same_pixels_per_step():
   assert recipe_config("mix-wide", 10).model.features == 48 and recipe_config("mix", 10).model == base.model
   with pytest.raises(ValueError, match="unknown recipe"):
     recipe_config("bigger", 10)
+  photos = recipe_config("photos", 10)  # issue #32: continuations of the shipped weights on artefact-free photos
+  assert photos.train.init_from.endswith("weights/l3c") and photos.optimizer.learning_rate == 5e-4
+  assert photos.data.path.endswith("lossless-photos") and recipe_config("photos-dark", 10).data.darken == (0.15, 0.8)
+  scratch = recipe_config("photos-scratch", 10, seed=1, variant="cpu-rgb-shared")
+  assert not scratch.train.init_from and scratch.train.seed == 1 and scratch.model.shared_predictor
 
 
 def test_training_curves_read_hours_and_score_every_kept_checkpoint(tmp_path):

@@ -42,6 +42,25 @@ def markdown_table(summary) -> str:
   return "\n".join(lines)
 
 
+def parts_table(records) -> str:
+  """Where each learned codec's bits go: mean bpsp per coded part (L3C: per scale) over its images; empty
+  when no record names parts."""
+  rows = {}
+  for record in records:
+    if record.parts:
+      rows.setdefault(record.codec, []).append(record.parts)
+  if not rows:
+    return ""
+  lines = ["Where the bits go (bpsp per coded part, mean over images)", "", "| codec | part | bpsp | share |",
+           "|---|---|---|---|"]
+  for codec, group in rows.items():
+    names = list(dict.fromkeys(name for parts in group for name in parts))
+    means = {name: float(np.mean([parts.get(name, 0.0) for parts in group])) for name in names}
+    total = sum(means.values()) or 1.0
+    lines += [f"| {codec} | {name} | {value:.4f} | {100 * value / total:.1f}% |" for name, value in means.items()]
+  return "\n".join(lines)
+
+
 def curves(summary) -> dict[str, list[dict]]:
   """Lossy summary rows grouped into RD curves: a zoo entry's sweep, or a family of entries (cpm-low,
   cpm-mid, cpm-high make 'cpm'), with the parameters it does not sweep fixed ('jpeg-refine:rule=uoro');
@@ -107,6 +126,8 @@ def write_reports(records, out_dir, anchor: str | None = None) -> dict[str, Path
   paths["json"].write_text(json.dumps([dataclasses.asdict(r) for r in records], indent=1) + "\n")
   summary = summarize(records)
   text = markdown_table(summary)
+  if parts_table(records):
+    text += "\n\n" + parts_table(records)
   for name in filter(None, (anchor or "").split(",")):
     text += "\n\n" + bd_rate_table(summary, name) + "\n\n" + same_rate_table(summary, name)
   paths["markdown"].write_text(text + "\n")

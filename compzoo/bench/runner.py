@@ -30,6 +30,7 @@ class BenchRecord:
   exact: bool
   encode_s: float
   decode_s: float
+  parts: dict | None = None  # learned codecs: bpsp per coded part (L3C: per scale) or per stream
 
 
 def measure(codec_spec: str, codec, name: str, image: np.ndarray, side: Mapping | None = None
@@ -39,10 +40,11 @@ def measure(codec_spec: str, codec, name: str, image: np.ndarray, side: Mapping 
   start = time.perf_counter()
   data = codec.compress(image, **(side or {}))
   encode_s = time.perf_counter() - start
+  height, width, channels = image.shape
+  parts = {part: bits / (height * width * channels) for part, bits in getattr(codec, "last_parts", {}).items()}
   start = time.perf_counter()
   decoded = codec.decompress(data)
   decode_s = time.perf_counter() - start
-  height, width, channels = image.shape
   exact = bool(np.array_equal(decoded, image))
   if exact:
     psnr, quality, colour = None, 1.0, None
@@ -52,7 +54,7 @@ def measure(codec_spec: str, codec, name: str, image: np.ndarray, side: Mapping 
     colour = float(metrics.colour_psnr(image, decoded))
   record = BenchRecord(codec_spec, name, len(data), metrics.bpp(len(data), height, width),
                        metrics.bpsp(len(data), height, width, channels), psnr, quality, colour, exact,
-                       encode_s, decode_s)
+                       encode_s, decode_s, parts or None)
   return record, decoded
 
 

@@ -128,6 +128,11 @@ class Codec(abc.ABC):
       raise BitstreamError(f"this {self.name} file was written by compzoo 0.1, whose entropy coding of these "
                            f"weights this build ({__version__}) no longer has: decode it with compzoo 0.1 and "
                            "compress the image again")
+    earlier = getattr(self, "superseded", {}).get(container.weights_id)
+    if earlier:
+      raise BitstreamError(f"this {self.name} file was written with {earlier}, which this build ({__version__}) "
+                           "replaced: decode it with the compzoo that wrote it (or --weights pointing at those "
+                           "weights) and compress the image again")
     raise BitstreamError(f"file needs weights {container.weights_id.hex()}, this codec has {self.weights_id.hex()}")
 
   def check_container(self, container: bitstream.Container, max_pixels: int | None = None) -> None:

@@ -29,7 +29,7 @@ LEARNED = "learned"  # the entry for a user's own workdir or export
 
 class LearnedCodec(Codec):
   def __init__(self, name: str, model, weights_id: bytes, tables=None, weights_path: Path | None = None,
-               retired_ids=()):
+               retired_ids=(), superseded=None):
     for method in ("prepare_coding", "encode_image", "decode_image", "min_stream_bits"):
       if not hasattr(model, method):
         raise UsageError(f"model {type(model).__name__} cannot code images: it has no {method}()")
@@ -37,6 +37,7 @@ class LearnedCodec(Codec):
     self.model = model
     self.weights_id = weights_id
     self.retired_ids = tuple(retired_ids)
+    self.superseded = dict(superseded or {})  # {id: description} of weights this entry shipped before
     self.weights_path = weights_path  # the export it was loaded from
     self.guarantee = model.DECODE_GUARANTEE
     self.max_pixels = getattr(model, "MAX_PIXELS", None)
@@ -46,15 +47,24 @@ class LearnedCodec(Codec):
     if tables is None and hasattr(model, "coding_tables"):
       tables = model.coding_tables()  # an export written before tables shipped: built here, on this backend
     self.prepared = model.prepare_coding(tables)  # built once; encoder and decoder share it (entries may set options in it)
+    self.last_parts: dict[str, int] = {}
 
   @classmethod
   def from_path(cls, path, name: str = LEARNED) -> "LearnedCodec":
     from compzoo import exports  # imported here: it imports the model zoo (JAX, Flax)
     export = exports.load(path)
-    return cls(name, export.model, export.weights_id, export.tables, Path(path), export.retired_ids)
+    return cls(name, export.model, export.weights_id, export.tables, Path(path), export.retired_ids,
+               export.superseded)
 
   def encode_streams(self, image: np.ndarray, **side):
-    return self.model.encode_image(image, self.prepared, **side)
+    """Also keeps ``last_parts``: the bits of the image just coded, per part the model names (L3C: per
+    scale) or else per stream."""
+    parts = {}
+    if getattr(self.model, "CODES_PARTS", False):
+      side = dict(side, parts=parts)
+    streams, check = self.model.encode_image(image, self.prepared, **side)
+    self.last_parts = parts or {f"stream {i}": 8 * len(stream) for i, stream in enumerate(streams)}
+    return streams, check
 
   def decode_streams(self, streams, shape):
     return self.model.decode_image(streams, shape, self.prepared)

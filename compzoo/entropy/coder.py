@@ -100,6 +100,11 @@ class Encoder:
       self._coder.encode(((values >> shift) % piece).astype(np.int32), _UNIFORM,
                          np.full(values.size, piece, np.int32))
 
+  def bits(self) -> int:
+    """Bits written so far (whole 32-bit words, plus the coder's pending state): differences between two
+    calls attribute a stream's bits to what was coded between them."""
+    return int(self._coder.num_bits())
+
   def finish(self) -> bytes:
     return self._coder.get_compressed().astype("<u4").tobytes()
 

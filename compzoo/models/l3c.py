@@ -92,6 +92,7 @@ class L3C(nnx.Module):
   LOSSLESS = True
   DECODE_GUARANTEE = "same-backend"
   CODING_REVISION = 2  # 2: windowed integer tables built on the device (issue #19); files of 1 are refused
+  CODES_PARTS = True  # encode_image(..., parts=) says where the bits of its one stream go
 
   def __init__(self, features: int = 64, blocks: int = 8, latent_channels: int = 5, levels: int = 25,
                components: int = 10, scales: int = 3, sigma: float = 2.0, auxiliary: str = "learned",
@@ -125,6 +126,12 @@ class L3C(nnx.Module):
   def __call__(self, images, key=None, side=None):
     """images: N×H×W×3 integers in [0, 255], H and W multiples of 2^scales. -> RDOutput (bits per scale)."""
     del key, side  # soft-to-hard quantization is deterministic
+    maps, _ = self.bit_maps(images)
+    return RDOutput(None, {name: m.sum(axis=(1, 2, 3)) for name, m in maps.items()}, images.shape[1] * images.shape[2])
+
+  def bit_maps(self, images):
+    """-> ({'x': bits N×H×W×3 (R, G|R, B|R,G), 'z1': N×H/2×W/2×C, ..., 'zS': the uniform top scale}, the
+    pixel mixture's parameters N×H×W×3×P): where the bits go, scale by scale and channel by channel."""
     images = jnp.asarray(images, jnp.float32)
     self._check_shape(images.shape[1:3])
     symbols = self._pyramid(images)
@@ -132,9 +139,9 @@ class L3C(nnx.Module):
     for s in reversed(range(self.scales)):
       f, params = self._predict(s, self.aux_model.values(symbols[s + 1]), f)
       model = self.pixel_model if s == 0 else self.aux_model
-      bits["x" if s == 0 else f"z{s}"] = model.bits(symbols[s], params).sum(axis=(1, 2, 3))
-    bits[f"z{self.scales}"] = self.top_model.bits(symbols[-1]).sum(axis=(1, 2, 3))
-    return RDOutput(None, bits, images.shape[1] * images.shape[2])
+      bits["x" if s == 0 else f"z{s}"] = model.bits(symbols[s], params)
+    bits[f"z{self.scales}"] = self.top_model.bits(symbols[-1])
+    return bits, params
 
   def _pyramid(self, images):
     """[x, z(1), ..., z(S)] as symbols (floats holding integers; learned ones carry soft gradients)."""
@@ -175,19 +182,27 @@ class L3C(nnx.Module):
     rows, cols = (sum(-(-(cut.stop - cut.start) // multiple) for cut in _cuts(n)) for n in shape[:2])
     return rows * cols * self.aux_channels * float(self.top_model.bits(0))
 
-  def encode_image(self, image: np.ndarray, prepared=None):
+  def encode_image(self, image: np.ndarray, prepared=None, parts: dict | None = None):
+    """``parts``: filled with the stream's bits per scale ('x', 'z1', ..., summed over tiles)."""
     encoder = Encoder()
+    parts = {} if parts is None else parts
+
+    def code(name, put):
+      before = encoder.bits()
+      put()
+      parts[name] = parts.get(name, 0) + encoder.bits() - before
+
     for rows, cols in tiles(image.shape[:2]):
       tile = image[rows, cols]
       symbols = [tile] + [np.asarray(z)[0] for z in _analyze(self, pad_to_multiple(tile, 2 ** self.scales)[None])]
-      self.top_model.encode_to(encoder, symbols[-1])
+      code(f"z{self.scales}", lambda: self.top_model.encode_to(encoder, symbols[-1]))
       f = None
       for s in reversed(range(self.scales)):
         f, params = _predict_scale(self, s, symbols[s + 1][None], f)
         if s == 0:
-          self.pixel_model.encode_to(encoder, tile, _crop(params, tile.shape))
+          code("x", lambda: self.pixel_model.encode_to(encoder, tile, _crop(params, tile.shape)))
         else:
-          self.aux_model.encode_to(encoder, symbols[s], np.asarray(params)[0])
+          code(f"z{s}", lambda: self.aux_model.encode_to(encoder, symbols[s], np.asarray(params)[0]))
     return [encoder.finish()], None  # lossless: the container checks the image itself
 
   def decode_image(self, streams, shape, prepared=None):

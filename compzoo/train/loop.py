@@ -167,7 +167,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
   log_reads = train_cfg.get("log_reads", False)
   batches = pipeline.train_batches(train_source, config.data.crop, config.data.batch_size, seed=train_cfg.seed,
                                    start_step=start, flip=config.data.get("flip", True), jpeg_quality=degrade,
-                                   shard=(jax.process_index(), jax.process_count()), with_indices=log_reads)
+                                   shard=(jax.process_index(), jax.process_count()), with_indices=log_reads,
+                                   darken=config.data.get("darken"))
   eval_records = mesh_lib.replicate(eval_records, mesh)
   base_key = jax.random.PRNGKey(train_cfg.seed)
   log = MetricsLog(workdir, start, total, progress=progress) if chief else NoLog()

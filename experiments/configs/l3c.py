@@ -5,19 +5,20 @@
     python -m experiments.train --config=experiments/configs/l3c.py:cpu-rgb --workdir=runs/l3c-rgb
     python -m experiments.train --config=experiments/configs/l3c.py:cpu-rgb-shared --workdir=runs/l3c-rgb-shared
     python -m experiments.train --config=experiments/configs/l3c.py:gpu --workdir=runs/l3c-gpu
-    # the shipped l3c: the weights shipped before issue #17, fine-tuned on this data (README, "The long runs")
-    python -m experiments.train --config=experiments/configs/l3c.py:cpu --workdir=runs/l3c-long \
-        --config.train.init_from=OLD_EXPORT --config.optimizer.learning_rate=5e-4 --config.train.steps=2500
+    # the shipped l3c (and likewise l3c-rgb): the weights shipped before issue #32, continued on this data
+    python -m experiments.train --config=experiments/configs/l3c.py:cpu --workdir=runs/l3c-photos \
+        --config.train.init_from=OLD_EXPORT --config.optimizer.learning_rate=1e-3 --config.train.steps=5500
 
 Variant = size [-rgb | -rgb-shared]. Sizes: ``tiny`` (a smoke test, a minute on 2 CPU cores), ``cpu`` (the
 shipped checkpoints: Cf=32, 4 residual blocks, sized for 2 CPU cores), ``gpu`` (the paper: Cf=64, 8 blocks,
 C=5, L=25, K=10, batch 30 of 128-pixel crops). ``-rgb`` replaces the learned auxiliary representations by a
 fixed RGB pyramid; ``-rgb-shared`` also shares one predictor across scales.
 
-Data (issue #17): BSDS500's train and test photos at native resolution (JPEGs of quality ~95) and CamVid's
-train frames, one crop per record; ``cpu`` learns at 3e-3. Both won the equal-budget short runs of
-``experiments/l3c_recipes.py`` on held-out CamVid val and BSDS500 val (the old recipe, BSDS500 train downscaled
-by 2 at 1e-3, is its row ``x2``).
+Data (issue #32): lossless-photos train (47 photographs with no JPEG history), half of the crops darkened by a
+factor of 0.15-0.8 (``data.darken``); ``cpu`` learns at 3e-3 from scratch (issue #17's short runs), and the
+shipped weights continue at 1e-3. Both won the equal-budget short runs of ``experiments/l3c_recipes.py`` on
+lossless-photos val (README, "L3C on lossless photographs"). Issue #17's recipe, BSDS500 + CamVid, is its row
+``mix``.
 """
 
 from experiments.configs import presets
@@ -38,7 +39,7 @@ def get_config(variant: str = "cpu"):
       model=dict(name="l3c", features=features, blocks=blocks, latent_channels=5, levels=25, components=components,
                  scales=3, sigma=2.0, **KINDS[kind]),
       objective=dict(name="lossless", channels=3),
-      data=presets.data("bsds500+camvid", crop, batch),
+      data=presets.data("lossless-photos", crop, batch, darken=(0.15, 0.8)),
       optimizer=optimizer,
       train=presets.train(size, {"tiny": 100, "cpu": 2500, "gpu": 300_000}[size],
                           **({"eval_every": 5000} if size == "gpu" else {})))

@@ -22,6 +22,8 @@ DATASETS = {
     "cifar10": dict(source="class_zips", path="../shared/data/cifar10", eval_split="test"),
     "mnist": dict(source="mnist_idx", path="../shared/data/mnist", eval_split="test"),
     "embedded": dict(source="embedded"),
+    # 61 photographs with no measurable JPEG history (47 train, 14 val): what lossless models learn from (#32).
+    "lossless-photos": dict(source="folder", path="../shared/data/lossless-photos", eval_split="val"),
     # BSDS500's train and test photos at native resolution and CamVid's train frames, one record each (issue #17).
     "bsds500+camvid": dict(source="mixture", parts=[
         dict(source="folder", path="../shared/data/train/bsds500", train_splits="train+test", data_dir=DATA_DIR),
