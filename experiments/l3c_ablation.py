@@ -10,14 +10,14 @@ not trained again). Each export's own bits per sub-pixel are then scored on whol
 and Kodak: nothing is chosen here, so a reported set may be scored. Writes OUT/ablation.md and OUT/ablation.json.
 """
 
+import functools
 import json
-import time
 from pathlib import Path
 
 from absl import app, flags, logging
 
 from experiments import launch
-from experiments.l3c_recipes import launch_worker  # also defines --steps, --parallel, --out, --val_limit
+from experiments.l3c_recipes import launch_worker, run_pool  # also define --steps, --parallel, --out, --val_limit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("variants", ["cpu", "cpu-rgb", "cpu-rgb-shared"], "l3c.py variants to compare.")
@@ -28,19 +28,11 @@ RECIPE = "photos-scratch"
 
 
 def _train_all(runs: list[tuple[str, int]], out: Path) -> None:
-  todo = [run for run in runs if not (_folder(out, *run) / RECIPE / "export").is_dir()]
-  running = {}
-  while todo or running:
-    while todo and len(running) < FLAGS.parallel:
-      variant, seed = todo.pop(0)
-      running[(variant, seed)] = launch_worker(RECIPE, _folder(out, variant, seed), FLAGS.steps, seed=seed,
-                                               variant=variant)
-    time.sleep(5)
-    for run, process in list(running.items()):
-      if process.poll() is not None:
-        del running[run]
-        if process.returncode:
-          raise RuntimeError(f"run {run} failed; see {_folder(out, *run) / f'{RECIPE}.log'}")
+  jobs = {(variant, seed): (functools.partial(launch_worker, RECIPE, _folder(out, variant, seed), FLAGS.steps,
+                                              seed=seed, variant=variant),
+                            _folder(out, variant, seed) / f"{RECIPE}.log")
+          for variant, seed in runs if not (_folder(out, variant, seed) / RECIPE / "export").is_dir()}
+  run_pool(jobs, FLAGS.parallel)
 
 
 def _folder(out: Path, variant: str, seed: int) -> Path:
@@ -49,10 +41,9 @@ def _folder(out: Path, variant: str, seed: int) -> Path:
 
 def _sets() -> dict[str, list]:
   from compzoo import data
-  from experiments.l3c_validation import validation_images
+  from experiments.l3c_validation import cropped_to_8, validation_images
   sets = validation_images(FLAGS.val_limit, ["lossless-photos-val"])
-  kodak = data.image_set(FLAGS.kodak, FLAGS.val_limit).values()
-  sets["kodak"] = [image[: image.shape[0] // 8 * 8, : image.shape[1] // 8 * 8] for image in kodak]
+  sets["kodak"] = cropped_to_8(data.image_set(FLAGS.kodak, FLAGS.val_limit).values())
   return sets
 
 

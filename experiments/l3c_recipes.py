@@ -14,6 +14,7 @@ photographs. Then every export's bits per sub-pixel are computed on ``--val_sets
 never on Kodak or CamVid test, which are the reported sets. Writes ``OUT/recipes.md`` and ``OUT/recipes.json``.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -128,8 +129,22 @@ def launch_worker(recipe: str, out, steps: int, weights: str = "l3c", seed: int 
                           env=env, stdout=log, stderr=log)
 
 
-def _launch(name: str) -> subprocess.Popen:
-  return launch_worker(name, FLAGS.out, FLAGS.steps, FLAGS.weights, FLAGS.seed, FLAGS.variant)
+def run_pool(jobs: dict, parallel: int) -> dict:
+  """Runs ``jobs`` ({key: (start: a function returning the Popen, its log path)}) ``parallel`` at a time;
+  -> {key: minutes it ran}. A failed job stops the pool, naming its log."""
+  todo, running, started, minutes = list(jobs), {}, {}, {}
+  while todo or running:
+    while todo and len(running) < parallel:
+      key = todo.pop(0)
+      running[key], started[key] = jobs[key][0](), time.time()
+    time.sleep(5)
+    for key, process in list(running.items()):
+      if process.poll() is not None:
+        del running[key]
+        if process.returncode:
+          raise RuntimeError(f"run {key} failed; see {jobs[key][1]}")
+        minutes[key] = (time.time() - started[key]) / 60
+  return minutes
 
 
 def _compare():
@@ -141,19 +156,10 @@ def _compare():
     raise app.UsageError(f"unknown recipes {', '.join(unknown)}; use some of {', '.join(RECIPES)}")
   out = Path(FLAGS.out)
   out.mkdir(parents=True, exist_ok=True)
-  todo = [name for name in names if not (out / name / "export").is_dir()]
-  running, started = {}, {}
-  while todo or running:
-    while todo and len(running) < FLAGS.parallel:
-      name = todo.pop(0)
-      running[name], started[name] = _launch(name), time.time()
-    time.sleep(5)
-    for name, process in list(running.items()):
-      if process.poll() is not None:
-        del running[name]
-        if process.returncode:
-          raise RuntimeError(f"recipe {name} failed; see {out / f'{name}.log'}")
-        (out / name / "minutes.txt").write_text(f"{(time.time() - started[name]) / 60:.1f}\n")
+  jobs = {name: (functools.partial(launch_worker, name, out, FLAGS.steps, FLAGS.weights, FLAGS.seed, FLAGS.variant),
+                  out / f"{name}.log") for name in names if not (out / name / "export").is_dir()}
+  for name, minutes in run_pool(jobs, FLAGS.parallel).items():
+    (out / name / "minutes.txt").write_text(f"{minutes:.1f}\n")
   sets = validation_images(FLAGS.val_limit, FLAGS.val_sets)
   rows = []
   for name in names:

@@ -26,8 +26,13 @@ def validation_images(limit: int = 0, names=()) -> dict[str, list]:
     images = list(data.image_set(folder, limit).values())
     if name.endswith("-x2"):
       images = [downscale_image(image, 2) for image in images]
-    sets[name] = [image[: image.shape[0] // 8 * 8, : image.shape[1] // 8 * 8] for image in images]
+    sets[name] = cropped_to_8(images)
   return sets
+
+
+def cropped_to_8(images) -> list:
+  """Each image cropped to multiples of 8 (L3C's 3 scales halve it three times)."""
+  return [image[: image.shape[0] // 8 * 8, : image.shape[1] // 8 * 8] for image in images]
 
 
 def validation_bpsp(model, sets) -> dict[str, float]:

@@ -200,3 +200,13 @@ def test_profile_codec_reports_both_directions(tmp_path):
   assert sorted(p.name for p in (tmp_path / "prof").iterdir()) == ["compress.prof", "decompress.prof"]
   result = _app("profile_codec", "--codec=png", f"--image={tmp_path / 'missing.png'}")
   assert result.returncode == 1 and result.stderr.strip().startswith("error:") and "Traceback" not in result.stderr
+
+
+def test_run_pool_runs_every_job_and_names_the_log_of_one_that_fails(tmp_path):
+  import subprocess
+  import sys
+  from experiments.l3c_recipes import run_pool
+  job = lambda code: (lambda: subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"]), tmp_path / f"{code}.log")
+  assert set(run_pool({"a": job(0), "b": job(0), "c": job(0)}, parallel=2)) == {"a", "b", "c"}
+  with pytest.raises(RuntimeError, match=f"run bad failed; see {tmp_path / '3.log'}"):
+    run_pool({"ok": job(0), "bad": job(3)}, parallel=2)
