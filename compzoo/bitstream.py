@@ -101,3 +101,12 @@ def unpack(data: bytes) -> Container:
     start += length
   return Container(name, (height, width, channels), tuple(streams), weights_id,
                    content_check if flags & _FLAG_CONTENT_CHECK else None)
+
+
+def expect_streams(streams, count: int, owner: str, fixed: dict[int, int] | None = None) -> None:
+  """A file's streams, checked before decoding: ``count`` of them, stream i of exactly ``fixed[i]`` bytes
+  (seeds). One wording for every model: 'X files hold N streams (...), this one has M'."""
+  sizes = "".join(f", stream {i} of {n} bytes" for i, n in sorted((fixed or {}).items()))
+  if len(streams) != count or any(len(streams[i]) != n for i, n in (fixed or {}).items() if i < len(streams)):
+    raise BitstreamError(f"{owner} files hold {count} stream{'s' * (count != 1)}{sizes}; this one has "
+                         f"{len(streams)} of {', '.join(str(len(s)) for s in streams) or 'no'} bytes")

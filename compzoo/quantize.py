@@ -46,17 +46,3 @@ class LearnedCenters(nnx.Module):
 
   def dequantize(self, symbols):
     return jnp.sort(self.centers[...])[symbols]
-
-
-def binarize(x, key=None):
-  """Maps x in [-1, 1] to {-1, +1} with a straight-through gradient (Toderici et al. 2016/2017).
-
-  With a key: stochastic, P(+1) = (1 + x) / 2 (unbiased, for training). Without: sign(x), ties to +1.
-  Symbols for the entropy coder are ``(b + 1) // 2``.
-  """
-  x = jnp.clip(x, -1.0, 1.0)
-  if key is None:
-    b = jnp.where(x >= 0, 1.0, -1.0)
-  else:
-    b = jnp.where(jax.random.uniform(key, jnp.shape(x)) < (1.0 + x) / 2.0, 1.0, -1.0)
-  return x + jax.lax.stop_gradient(b - x)

@@ -6,7 +6,8 @@ import pytest
 
 from compzoo.entropy import Decoder, Encoder
 from compzoo.entropy import label_map as lm
-from compzoo.errors import BitstreamError
+from compzoo.entropy import tables
+from compzoo.errors import BitstreamError, UsageError
 
 CLASSES = 5
 
@@ -27,28 +28,31 @@ def _trained(steps=150):
   return model, lm.fit(model, (_maps(i % 8, 4) for i in range(steps)))
 
 
-def test_wavefronts_visit_every_pixel_once_after_its_neighbours():
+@pytest.mark.parametrize("neighbours", [lm.NEIGHBOURS, ((0, -1), (-1, 0))])  # label maps; cpm's importance
+def test_wavefronts_visit_every_pixel_once_after_its_neighbours(neighbours):
   height, width = 5, 7
   time = np.full((height, width), -1)
-  for t, (rows, columns) in enumerate(lm.wavefronts(height, width)):
+  slope = tables.CausalContextTable(CLASSES, neighbours).slope
+  for t, (rows, columns) in enumerate(tables._fronts(height, width, slope)):
     assert (time[rows, columns] == -1).all()
     time[rows, columns] = t
   assert (time >= 0).all()
   for y in range(height):
     for x in range(width):
-      for dy, dx in ((0, -1), (-1, 0), (-1, 1)):  # W, N, NE
+      for dy, dx in neighbours:
         if 0 <= y + dy < height and 0 <= x + dx < width:
           assert time[y + dy, x + dx] < time[y, x]
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (3, 7), (37, 53)])
 def test_maps_of_every_shape_decode_exactly(shape):
-  table = lm.LabelMapModel(CLASSES).coding_table()  # untrained: uniform rows
+  model = lm.LabelMapModel(CLASSES)
+  table = model.coding_table()  # untrained: uniform rows
   rng = np.random.default_rng(sum(shape))
   for labels in (rng.integers(0, CLASSES, shape), np.zeros(shape, np.int64)):
     encoder = Encoder()
-    lm.encode(labels, table, CLASSES, encoder)
-    np.testing.assert_array_equal(lm.decode(Decoder(encoder.finish()), shape, table, CLASSES), labels)
+    model.encode(encoder, labels, table)
+    np.testing.assert_array_equal(model.decode(Decoder(encoder.finish()), shape, table), labels)
 
 
 def test_learning_lowers_the_bits_and_the_file_matches_the_model():
@@ -56,24 +60,25 @@ def test_learning_lowers_the_bits_and_the_file_matches_the_model():
   assert history[-1] < 0.3 * history[0], history[::30]
   labels = _maps(99)[0]  # not a training map
   encoder = Encoder()
-  lm.encode(labels, model.coding_table(), CLASSES, encoder)
+  model.encode(encoder, labels, model.coding_table())
   data = encoder.finish()
-  np.testing.assert_array_equal(lm.decode(Decoder(data), labels.shape, model.coding_table(), CLASSES), labels)
+  np.testing.assert_array_equal(model.decode(Decoder(data), labels.shape, model.coding_table()), labels)
   model_bits = float(model.bits(labels[None])[0])
   assert 8 * len(data) < 1.05 * model_bits + 64
-  assert lm.min_bits(labels.shape, model.coding_table()) <= 8 * len(data)
+  assert model.min_bits(labels.shape, model.coding_table()) <= 8 * len(data)
 
 
 def test_bad_labels_and_short_streams_fail_clearly():
-  table = lm.LabelMapModel(CLASSES).coding_table()
-  with pytest.raises(ValueError, match="label ids"):
-    lm.encode(np.full((2, 2), CLASSES), table, CLASSES, Encoder())
+  model = lm.LabelMapModel(CLASSES)
+  table = model.coding_table()
+  with pytest.raises(UsageError, match="symbols must lie in"):
+    model.encode(Encoder(), np.full((2, 2), CLASSES), table)
   encoder = Encoder()
-  lm.encode(_maps(1)[0], table, CLASSES, encoder)
+  model.encode(encoder, _maps(1)[0], table)
   # a cut stream decodes to some map or fails as a bitstream error, never anything else: the container's
   # content check (the codec's) is what tells a wrong map from the right one
   try:
-    labels = lm.decode(Decoder(encoder.finish()[:8]), (24, 32), table, CLASSES)
+    labels = model.decode(Decoder(encoder.finish()[:8]), (24, 32), table)
     assert labels.shape == (24, 32) and labels.min() >= 0 and labels.max() < CLASSES
   except BitstreamError:
     pass

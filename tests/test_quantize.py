@@ -36,12 +36,3 @@ def test_learned_centers_sorted_and_dequantize():
   values, symbols = module(jnp.array([-1.9, 2.9, 0.1]))
   np.testing.assert_array_equal(symbols, [0, 5, 2])
   np.testing.assert_array_equal(module.dequantize(symbols), values)
-
-
-def test_binarize_deterministic_and_stochastic():
-  x = jnp.array([-0.3, 0.0, 0.9])
-  np.testing.assert_array_equal(quantize.binarize(x), [-1.0, 1.0, 1.0])
-  samples = quantize.binarize(jnp.full(100_000, 0.4), jax.random.key(1))
-  assert set(np.unique(samples)) == {-1.0, 1.0}
-  assert abs(float(samples.mean()) - 0.4) < 0.02  # unbiased: E[b] = x
-  np.testing.assert_array_equal(jax.grad(lambda v: quantize.binarize(v).sum())(x), jnp.ones(3))

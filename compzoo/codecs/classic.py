@@ -14,10 +14,9 @@ from __future__ import annotations
 import imagecodecs
 import numpy as np
 
-from compzoo import image_headers, jpeg
+from compzoo import bitstream, image_headers, jpeg
 from compzoo.codecs.base import Codec
 from compzoo.codecs.entries import Param, ZooEntry
-from compzoo.errors import BitstreamError
 
 
 class ImagecodecsCodec(Codec):
@@ -32,8 +31,7 @@ class ImagecodecsCodec(Codec):
     return [bytes(self._encode(image))], None
 
   def decode_streams(self, streams, shape):
-    if len(streams) != 1:
-      raise BitstreamError(f"{self.name}: expected 1 stream, found {len(streams)}")
+    bitstream.expect_streams(streams, 1, self.name)
     image_headers.check_size(self.inner_format, streams[0], shape, self.name)
     image = np.asarray(self._decode(streams[0]))
     if image.ndim == 3 and image.shape[2] == 4:  # a format that decodes to RGBA when alpha is opaque

@@ -44,8 +44,9 @@ class LearnedCodec(Codec):
     self.side_inputs = tuple(getattr(model, "SIDE_INPUTS", ()))
     self.image_shape = getattr(model, "image_shape", None)
     self.inner_format = getattr(model, "INNER_FORMAT", None)
-    if tables is None and hasattr(model, "coding_tables"):
-      tables = model.coding_tables()  # an export written before tables shipped: built here, on this backend
+    if tables is None and getattr(model, "coding_tables", lambda: None)() is not None:
+      raise UsageError(f"{weights_path or name}: the export has no coding tables (tables.msgpack); they are built "
+                       "once when a model is exported and never rebuilt by a decoder: export the model again")
     self.prepared = model.prepare_coding(tables)  # built once; encoder and decoder share it (entries may set options in it)
     self.last_parts: dict[str, int] = {}
 

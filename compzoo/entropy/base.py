@@ -1,4 +1,4 @@
-"""The one interface every entropy model implements, and the chunked coding loop most of them share.
+"""The interface of the per-symbol entropy models (uniform, logistic mixture, factorized density).
 
 An entropy model answers two questions about integer symbols:
   * ``bits(symbols, cond)``: how many bits, differentiable, for the training loss (a JAX array of per-symbol
@@ -12,12 +12,10 @@ own their parameters (the factorized density) or have none (uniform).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Protocol, runtime_checkable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from compzoo.entropy.coder import Decoder, Encoder
@@ -40,19 +38,14 @@ class EntropyModel(Protocol):
     ...
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _jitted_probabilities(model, rows, context):
-  return model.probabilities(rows, context)
-
-
 @dataclasses.dataclass(frozen=True)
 class ConditionalModel:
   """A family whose distribution for each symbol comes from one row of ``num_params`` numbers in ``cond``.
 
-  Subclasses give ``levels``, ``num_params``, ``probabilities(rows, context)`` (JAX: rows (n, P) -> (n, L))
-  and ``bits``. Coding evaluates ``probabilities`` in fixed-size, zero-padded chunks with one compiled
-  function per chunk shape, so encoder and decoder compute bit-identical floats for the same rows.
-  ``context`` carries already-coded values a row depends on (the RGB coupling); ``None`` otherwise.
+  Subclasses give ``levels``, ``num_params``, ``bits`` and ``encode_to``/``decode_from`` (coding on a
+  stream shared with other models); coding evaluates rows in fixed-size, zero-padded chunks
+  (``chunk_size``, ``pad_rows``) with one compiled function per chunk shape, so encoder and decoder compute
+  bit-identical floats for the same rows.
   """
 
   @property
@@ -71,23 +64,6 @@ class ConditionalModel:
   def decode(self, data: bytes, shape, cond=None) -> np.ndarray:
     return self.decode_from(Decoder(data), shape, cond)
 
-  def encode_to(self, encoder: Encoder, symbols, cond) -> None:
-    """Appends ``symbols`` to an open stream, so several models (scales, pixels) can share one stream."""
-    symbols = np.asarray(symbols)
-    self.encode_rows(encoder, symbols.reshape(-1), self._rows(symbols.shape, cond))
-
-  def decode_from(self, decoder: Decoder, shape, cond) -> np.ndarray:
-    return self.decode_rows(decoder, self._rows(tuple(shape), cond)).reshape(shape)
-
-  def encode_rows(self, encoder: Encoder, symbols, rows, context=None) -> None:
-    symbols = self._checked(symbols)
-    for piece, pmf in self._chunked_probabilities(rows, context):
-      encoder.put(symbols[piece], pmf)
-
-  def decode_rows(self, decoder: Decoder, rows, context=None) -> np.ndarray:
-    parts = [decoder.get(pmf) for _, pmf in self._chunked_probabilities(rows, context)]
-    return np.concatenate(parts) if parts else np.zeros(0, np.int32)
-
   def _checked(self, symbols) -> np.ndarray:
     symbols = np.asarray(symbols).reshape(-1)
     if symbols.size and (symbols.min() < 0 or symbols.max() >= self.levels):
@@ -100,22 +76,6 @@ class ConditionalModel:
     if cond.shape != expected:
       raise UsageError(f"{type(self).__name__}: cond has shape {cond.shape}, expected {expected}")
     return cond.reshape(math.prod(shape), -1)
-
-  def _chunks(self, rows, context):
-    """Yields (slice, rows, context) with the rows and context zero-padded to the chunk size, which depends
-    only on the row count: encoder and decoder evaluate the same compiled function on the same blocks."""
-    total = rows.shape[0]
-    chunk = chunk_size(total, self.cost_per_row())
-    for start in range(0, total, chunk):
-      stop = min(start + chunk, total)
-      ctx = None if context is None else pad_rows(np.asarray(context[start:stop], np.float32), chunk)
-      yield slice(start, stop), pad_rows(rows[start:stop], chunk), ctx
-
-  def _chunked_probabilities(self, rows, context):
-    """Yields (slice, float probabilities) over the rows."""
-    for piece, block, ctx in self._chunks(rows, context):
-      pmf = np.asarray(_jitted_probabilities(self, jnp.asarray(block), None if ctx is None else jnp.asarray(ctx)))
-      yield piece, pmf[: piece.stop - piece.start]
 
 
 def chunk_size(total: int, cost_per_row: int) -> int:

@@ -105,12 +105,11 @@ class FactorizedDensity(nnx.Module):
       freqs.append(quantize_pmf(np.append(pmf, escape)[None])[0])
     return FactorizedTables(np.asarray(offsets, np.int64), tuple(freqs))
 
-  def encode(self, symbols, cond=None, tables: FactorizedTables | None = None) -> bytes:
+  def encode(self, symbols, cond=None, *, tables: FactorizedTables) -> bytes:
     symbols = np.asarray(symbols)
     self._check(symbols.shape)
     if not np.issubdtype(symbols.dtype, np.integer):
       raise UsageError(f"FactorizedDensity codes integer symbols, got {symbols.dtype}")
-    tables = tables or self.coding_tables()
     by_channel = symbols.reshape(-1, self.channels).astype(np.int64)
     encoder, escaped = Encoder(), []
     for c in range(self.channels):
@@ -119,13 +118,12 @@ class FactorizedDensity(nnx.Module):
       outside = (index < 0) | (index >= escape)
       encoder.put_table(np.where(outside, escape, index), tables.freqs[c])
       escaped.append(by_channel[outside, c])
-    encoder.put_uniform(_zigzag(np.concatenate(escaped)), 1 << 32)
+    encoder.put_uniform(zigzag(np.concatenate(escaped)), 1 << 32)
     return encoder.finish()
 
-  def decode(self, data: bytes, shape, cond=None, tables: FactorizedTables | None = None) -> np.ndarray:
+  def decode(self, data: bytes, shape, cond=None, *, tables: FactorizedTables) -> np.ndarray:
     shape = tuple(shape)
     self._check(shape)
-    tables = tables or self.coding_tables()
     count = int(np.prod(shape[:-1]))
     decoder = Decoder(data)
     by_channel = np.zeros((count, self.channels), np.int64)
@@ -135,7 +133,7 @@ class FactorizedDensity(nnx.Module):
       index = decoder.get_table(count, tables.freqs[c])
       outside[:, c] = index == escape
       by_channel[:, c] = index + tables.offsets[c]
-    raw = _unzigzag(decoder.get_uniform(int(outside.sum()), 1 << 32))
+    raw = unzigzag(decoder.get_uniform(int(outside.sum()), 1 << 32))
     by_channel.T[outside.T] = raw  # escapes were written channel by channel
     if (by_channel < np.iinfo(np.int32).min).any() or (by_channel > np.iinfo(np.int32).max).any():
       raise BitstreamError("factorized stream decodes to values outside int32")
@@ -146,11 +144,11 @@ class FactorizedDensity(nnx.Module):
       raise UsageError(f"FactorizedDensity({self.channels}) needs channels last, got shape {tuple(shape)}")
 
 
-def _zigzag(values):
+def zigzag(values):
   values = np.asarray(values, np.int64)
   return np.where(values >= 0, 2 * values, -2 * values - 1)
 
 
-def _unzigzag(values):
+def unzigzag(values):
   values = np.asarray(values, np.int64)
   return np.where(values % 2 == 0, values // 2, -(values + 1) // 2)

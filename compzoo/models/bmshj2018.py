@@ -14,9 +14,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
-from compzoo import quantize as quantizers
+from compzoo import bitstream, quantize as quantizers
 from compzoo.entropy.factorized import FactorizedDensity, FactorizedTables
-from compzoo.errors import BitstreamError
 from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.nn import GDN
 from compzoo.rd import RDOutput
@@ -82,8 +81,7 @@ class FactorizedPriorAutoencoder(LatentCoding, nnx.Module):
     return [self.prior.encode(symbols["latent"], tables=tables)]
 
   def decode_symbols(self, streams, shape, tables):
-    if len(streams) != 1:
-      raise BitstreamError(f"bmshj2018 files hold 1 stream, this one has {len(streams)}")
+    bitstream.expect_streams(streams, 1, "bmshj2018")
     return {"latent": self.prior.decode(streams[0], self.latent_shape(shape) + (self.prior.channels,), tables=tables)}
 
   def min_stream_bits(self, shape, tables) -> float:

@@ -36,9 +36,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
-from compzoo.entropy.categorical import TABLE_SCALE, grid_logits, pmf_from_grid_logits
-from compzoo.errors import BitstreamError, UsageError
+from compzoo import bitstream
+from compzoo.entropy import Decoder, Encoder
+from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
+from compzoo.entropy.tables import CausalContextTable, LearnedTable
+from compzoo.errors import UsageError
 from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.nn import ResidualBlock
 from compzoo.ops import nats_to_bits
@@ -119,41 +121,29 @@ def _residual(skip, x):
 
 
 class ImportanceModel(nnx.Module):
-  """P(count at (h, w) | count to its left, count above): a learned table of grid logits (K+2 contexts per
-  neighbour: the K+1 counts and 'outside')."""
+  """P(count at (h, w) | count to its left, count above): a causal-context learned table (K+2 contexts
+  per neighbour: the K+1 counts and 'outside'), coded wavefront by wavefront (compzoo/entropy/tables.py)."""
 
   def __init__(self, groups: int):
     self.groups = groups
+    self.coder = CausalContextTable(groups + 1, ((0, -1), (-1, 0)))  # left, up
     self.logits = nnx.Param(jnp.zeros((groups + 2, groups + 2, groups + 1)))  # × TABLE_SCALE
 
-  def contexts(self, counts):
-    """counts: ...×H×W ints -> index of (left, up) into the flattened table."""
-    outside = self.groups + 1
-    left = jnp.pad(counts, [(0, 0)] * (counts.ndim - 1) + [(1, 0)], constant_values=outside)[..., :-1]
-    up = jnp.pad(counts, [(0, 0)] * (counts.ndim - 2) + [(1, 0), (0, 0)], constant_values=outside)[..., :-1, :]
-    return left * (self.groups + 2) + up
-
-  def table(self):
-    return grid_logits(TABLE_SCALE * self.logits[...]).reshape(-1, self.groups + 1)
-
   def bits(self, counts):
-    log_p = jax.nn.log_softmax(self.table()[self.contexts(counts)], axis=-1)
-    return -nats_to_bits(jnp.take_along_axis(log_p, counts[..., None], axis=-1)[..., 0])
+    return self.coder.bits(self.logits[...], counts)
 
 
 class FactorizedPrior(nnx.Module):
   """The ablation: one learned categorical over the L centers per channel, no context."""
 
   def __init__(self, channels: int, levels: int):
+    self.table = LearnedTable(levels)
     self.logits = nnx.Param(jnp.zeros((channels, levels)))  # × TABLE_SCALE
-
-  def table(self):
-    return grid_logits(TABLE_SCALE * self.logits[...])
 
   def __call__(self, volume_shape):
     """-> logits broadcast to N×C×H×W×L."""
     n, c, h, w = volume_shape
-    return jnp.broadcast_to(self.table()[None, :, None, None], (n, c, h, w, self.logits.shape[-1]))
+    return jnp.broadcast_to(self.table.logits(self.logits[...])[None, :, None, None], (n, c, h, w, self.table.levels))
 
 
 class Encoder2D(nnx.Module):
@@ -289,27 +279,23 @@ class ContextModelAutoencoder(LatentCoding, nnx.Module):
 
   def coding_tables(self) -> dict:
     """Integer frequency rows (see quantize_pmf): the importance table, and the factorized prior's."""
-    tables = {"importance": quantize_pmf(pmf_from_grid_logits(np.asarray(self.importance.table())))}
+    tables = {"importance": self.importance.coder.table.integer_table(self.importance.logits[...])}
     if self.prior == "factorized":
-      tables["factorized"] = quantize_pmf(pmf_from_grid_logits(np.asarray(self.factorized.table())))
+      tables["factorized"] = self.factorized.table.integer_table(self.factorized.logits[...])
     return tables
 
   def prepare_coding(self, tables) -> dict:
-    """Checks the shipped tables' shapes; they are used as they are, never recomputed."""
-    expected = {"importance": ((self.groups + 2) ** 2, self.groups + 1)}
+    """Checks the shipped tables; they are used as they are, never recomputed."""
+    importance = self.importance.coder
+    prepared = {"importance": importance.table.checked(tables, "importance", importance.rows, "cpm")}
     if self.prior == "factorized":
-      expected["factorized"] = (self.channels, self.levels)
-    shapes = {name: np.shape(table) for name, table in (tables or {}).items()}
-    if shapes != expected:
-      raise UsageError(f"cpm coding tables {shapes} do not fit this model ({expected})")
-    return {name: np.asarray(table, np.float32) for name, table in tables.items()}
+      prepared["factorized"] = self.factorized.table.checked(tables, "factorized", self.channels, "cpm")
+    return prepared
 
   def encode_symbols(self, symbols, tables):
     counts, symbols = symbols["counts"], symbols["symbols"]
     encoder = Encoder()
-    order, _ = _importance_plan(counts.shape)
-    contexts = self._importance_contexts(counts).reshape(-1)[order]
-    encoder.put_frequencies(counts.reshape(-1)[order], tables["importance"][contexts])
+    self.importance.coder.encode(encoder, counts, tables["importance"])
     volume = np.moveaxis(symbols, -1, 0)  # C×H×W
     coded = np.moveaxis(self.mask_from_counts(counts), -1, 0)
     if self.prior == "context":
@@ -318,43 +304,24 @@ class ContextModelAutoencoder(LatentCoding, nnx.Module):
       order = order[coded.reshape(-1)[order]]
       encoder.put(volume.reshape(-1)[order], pmf_from_grid_logits(logits.reshape(-1, self.levels)[order]))
     else:
-      encoder.put_frequencies(volume[coded], tables["factorized"][_channel_index(coded)])
+      LearnedTable.encode(encoder, volume[coded], tables["factorized"], _channel_index(coded))
     return [encoder.finish()]
 
   def decode_symbols(self, streams, shape, tables):
-    if len(streams) != 1:
-      raise BitstreamError(f"context-model autoencoder files hold 1 stream, this one has {len(streams)}")
+    bitstream.expect_streams(streams, 1, "cpm")
     decoder = Decoder(streams[0])
-    counts = self._decode_importance(decoder, self.latent_shape(shape), tables["importance"])
+    counts = self.importance.coder.decode(decoder, self.latent_shape(shape), tables["importance"])
     coded = np.moveaxis(self.mask_from_counts(counts), -1, 0)
     if self.prior == "context":
       volume = _decode_wavefronts(self, decoder, coded)
     else:
       volume = np.zeros(coded.shape, np.int32)
-      volume[coded] = decoder.get_frequencies(tables["factorized"][_channel_index(coded)])
+      volume[coded] = LearnedTable.decode(decoder, tables["factorized"], _channel_index(coded))
     return {"counts": counts, "symbols": np.moveaxis(volume, 0, -1)}
 
   def min_stream_bits(self, shape, tables) -> float:
     """Every position codes an importance count: at least its likeliest count's bits in any context."""
-    height, width = self.latent_shape(shape)
-    return height * width * float(PRECISION - np.log2(tables["importance"].max()))
-
-  def _importance_contexts(self, counts):
-    return np.asarray(self.importance.contexts(jnp.asarray(counts)))
-
-  def _decode_importance(self, decoder, hw, table):
-    """Anti-diagonal wavefronts: a count's left and upper neighbours lie on the previous diagonal."""
-    outside = self.groups + 1
-    padded = np.full((hw[0] + 1, hw[1] + 1), outside, np.int64)  # row 0 and column 0: outside
-    for rows in _importance_plan(hw)[1]:
-      cols = rows[:, 1]
-      rows = rows[:, 0]
-      contexts = padded[rows + 1, cols] * (self.groups + 2) + padded[rows, cols + 1]
-      padded[rows + 1, cols + 1] = decoder.get_frequencies(table[contexts])
-    counts = padded[1:, 1:]
-    if (counts > self.groups).any():
-      raise BitstreamError("context-model autoencoder stream holds an invalid importance count")
-    return counts.astype(np.int32)
+    return self.importance.coder.min_bits(self.latent_shape(shape), tables["importance"])
 
 
 def _channel_index(coded) -> np.ndarray:
@@ -377,15 +344,6 @@ def _context_logits(model, volume, coded):
   """The encoder's single masked pass: N×C×H×W symbols and flags -> N×C×H×W×L exact logits."""
   coded = coded.astype(jnp.float32)
   return model.context(jnp.stack([_symbol_values(volume, model.levels) * coded, coded], axis=-1))
-
-
-def _importance_plan(hw):
-  """Positions in anti-diagonal order: (flat order, list of (row, col) arrays per diagonal)."""
-  rows, cols = np.meshgrid(np.arange(hw[0]), np.arange(hw[1]), indexing="ij")
-  order = np.lexsort((rows.ravel(), (rows + cols).ravel()))
-  coords = np.stack([rows.ravel(), cols.ravel()], axis=-1)[order]
-  bounds = np.searchsorted((rows + cols).ravel()[order], np.arange(1, hw[0] + hw[1] - 1))
-  return order, np.split(coords, bounds)
 
 
 class _Plan:

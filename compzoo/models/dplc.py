@@ -26,12 +26,11 @@ import numpy as np
 from flax import nnx
 
 from compzoo import bitstream
-from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
-from compzoo.entropy.categorical import grid_logits, pmf_from_grid_logits
+from compzoo.entropy import Decoder, Encoder
+from compzoo.entropy.tables import LearnedTable
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.models.latent import file_key
 from compzoo.nn import leaky_conv_stack
-from compzoo.ops import nats_to_bits
 from compzoo.rd import RDOutput
 
 STRIDE = 16
@@ -131,6 +130,9 @@ class DistributionPreservingCodec(nnx.Module):
       self.encoder = CodeEncoder(channels, features, code_channels, rngs=rngs)
       self.mapping = Mapping(self.positions + noise_dim, latent_dim, max(128, 2 * latent_dim), rngs=rngs)
       self.code_logits = nnx.Param(jnp.zeros((self.positions, levels)))
+    # One learned categorical per code position. Its logits are used unscaled (scale 1, not TABLE_SCALE):
+    # that is how the shipped weights were trained, so it stays part of their meaning.
+    self.code_table = LearnedTable(levels, scale=1.0)
     self.discriminator = Critic(size, channels, features, rngs=rngs)
 
   @property
@@ -190,22 +192,19 @@ class DistributionPreservingCodec(nnx.Module):
     return jnp.concatenate([values.reshape(values.shape[0], -1), noise], axis=-1)
 
   def _code_bits(self, symbols):
-    log_p = jax.nn.log_softmax(grid_logits(self.code_logits[...]), axis=-1)
     flat = symbols.reshape(symbols.shape[0], -1)
-    picked = jnp.take_along_axis(log_p[None], flat[..., None], axis=-1)[..., 0]
-    return -nats_to_bits(picked).sum(axis=1)
+    return self.code_table.bits(self.code_logits[...], flat, jnp.arange(self.positions)).sum(axis=1)
 
   # Coding (CodingModel): a 32-bit seed stream and the code stream.
   def coding_tables(self) -> dict:
     if not self.positions:
       return {}
-    return {"code": quantize_pmf(pmf_from_grid_logits(np.asarray(grid_logits(self.code_logits[...]))))}
+    return {"code": self.code_table.integer_table(self.code_logits[...])}
 
   def prepare_coding(self, tables) -> dict:
-    tables = {k: np.asarray(v, np.float32) for k, v in (tables or {}).items()}
-    if self.positions and tables.get("code", np.zeros(0)).shape != (self.positions, self.levels):
-      raise UsageError(f"dplc export has no code tables of shape {(self.positions, self.levels)}")
-    return tables
+    if not self.positions:
+      return {}
+    return {"code": self.code_table.checked(tables, "code", self.positions, "dplc")}
 
   def _check_shape(self, shape, error=UsageError):
     if tuple(shape[:2]) != (self.size, self.size):
@@ -219,19 +218,17 @@ class DistributionPreservingCodec(nnx.Module):
     symbols = self.symbols_batch(image[None])[0]
     if self.positions:
       encoder = Encoder()
-      encoder.put_frequencies(symbols, prepared["code"])
+      LearnedTable.encode(encoder, symbols, prepared["code"], np.arange(self.positions))
       streams.append(encoder.finish())
     return streams, _check(seed, symbols)
 
   def decode_image(self, streams, shape, prepared):
     self._check_shape(shape, BitstreamError)
-    if len(streams) != 1 + bool(self.positions) or len(streams[0]) != SEED_BYTES:
-      raise BitstreamError(f"dplc files hold a {SEED_BYTES}-byte seed stream"
-                           f"{' and a code stream' if self.positions else ''}")
+    bitstream.expect_streams(streams, 1 + bool(self.positions), "dplc", {0: SEED_BYTES})
     seed = int.from_bytes(streams[0], "big")
     symbols = np.zeros(0, np.int32)
     if self.positions:
-      symbols = Decoder(streams[1]).get_frequencies(prepared["code"])
+      symbols = LearnedTable.decode(Decoder(streams[1]), prepared["code"], np.arange(self.positions))
     return self.decode_symbols(symbols, seed), _check(seed, symbols)
 
   def decode_symbols(self, symbols: np.ndarray, seed: int) -> np.ndarray:
@@ -276,7 +273,7 @@ class DistributionPreservingCodec(nnx.Module):
       return float("inf")
     if not self.positions:
       return 8 * SEED_BYTES
-    return 8 * SEED_BYTES + float(np.sum(PRECISION - np.log2(prepared["code"].max(axis=1))))
+    return 8 * SEED_BYTES + float(LearnedTable.floor_bits(prepared["code"]).sum())
 
 
 def _check(seed: int, symbols: np.ndarray) -> int:

@@ -24,21 +24,21 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from compzoo.entropy import PRECISION, Decoder, Encoder, quantize_pmf
-from compzoo.entropy import label_map as label_map_coder
-from compzoo.entropy.categorical import TABLE_SCALE, grid_logits, pmf_from_grid_logits
+from compzoo import bitstream
+from compzoo.entropy import Decoder, Encoder
 from compzoo.entropy.label_map import LabelMapModel
-from compzoo.errors import BitstreamError, UsageError
+from compzoo.entropy.tables import LearnedTable
+from compzoo.errors import UsageError
 from compzoo.models import pad_to_multiple
 from compzoo.models.latent import LatentCoding, Quantized, file_key, symbols_check
 from compzoo.nn import leaky_conv_stack
-from compzoo.ops import nats_to_bits
 from compzoo.quantize import soft_to_hard
 from compzoo.rd import RDOutput
 
 STRIDE = 16
 CENTERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 SEED_BYTES = 4
+CODE_TABLE = LearnedTable(len(CENTERS))  # one categorical over the centres per code channel
 
 
 def _instance_norm(features: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
@@ -241,27 +241,19 @@ class GenerativeCompression(LatentCoding, nnx.Module):
       noise = jax.vmap(lambda k: jax.random.uniform(k, shape, minval=-1.0, maxval=1.0))(keys)
     return jnp.concatenate([values, noise], axis=-1)
 
-  def _table_logits(self):
-    return grid_logits(TABLE_SCALE * self.code_logits[...])
-
   def _position_bits(self, code):
     """Bits of each symbol of an N×h×w×C code under its channel's table."""
-    log_p = jax.nn.log_softmax(self._table_logits(), axis=-1)  # C × L
-    picked = jnp.take_along_axis(jnp.broadcast_to(log_p, code.shape + (self.levels,)), code[..., None], axis=-1)
-    return -nats_to_bits(picked[..., 0])
+    return CODE_TABLE.bits(self.code_logits[...], code, jnp.arange(self.code_channels))
 
   def _code_bits(self, code):
     return self._position_bits(code).sum(axis=(1, 2, 3))
 
   # Coding (CodingModel through LatentCoding): a seed stream when there is noise, then the code stream.
   def coding_tables(self) -> dict:
-    return {"code": quantize_pmf(pmf_from_grid_logits(np.asarray(self._table_logits())))}
+    return {"code": CODE_TABLE.integer_table(self.code_logits[...])}
 
   def prepare_coding(self, tables) -> dict:
-    table = np.asarray((tables or {}).get("code", np.zeros(0)), np.float32)
-    if table.shape != (self.code_channels, self.levels):
-      raise UsageError(f"gc export has no code table of shape {(self.code_channels, self.levels)}")
-    return {"code": table}
+    return {"code": CODE_TABLE.checked(tables, "code", self.code_channels, "gc")}
 
   def encode_symbols(self, symbols, prepared):
     code = np.asarray(symbols["code"])  # h × w × C
@@ -271,10 +263,7 @@ class GenerativeCompression(LatentCoding, nnx.Module):
     return streams
 
   def decode_symbols(self, streams, shape, prepared):
-    expected = 1 + bool(self.noise_channels)
-    if len(streams) != expected or (self.noise_channels and len(streams[0]) != SEED_BYTES):
-      raise BitstreamError(f"gc files hold {'a 4-byte seed stream and ' if self.noise_channels else ''}"
-                           f"a code stream; this one has {len(streams)} streams")
+    bitstream.expect_streams(streams, 1 + bool(self.noise_channels), "gc", {0: SEED_BYTES} if self.noise_channels else None)
     symbols = {"code": _decode_code(streams[-1], np.ones(self.latent_shape(shape), bool), prepared["code"])}
     if self.noise_channels:
       symbols["seed"] = np.asarray([int.from_bytes(streams[0], "big")], np.uint32)
@@ -282,7 +271,7 @@ class GenerativeCompression(LatentCoding, nnx.Module):
 
   def min_stream_bits(self, shape, prepared) -> float:
     height, width = self.latent_shape(shape)
-    per_position = float(np.sum(PRECISION - np.log2(prepared["code"].max(axis=1))))
+    per_position = float(LearnedTable.floor_bits(prepared["code"]).sum())
     return height * width * per_position + 8 * SEED_BYTES * bool(self.noise_channels)
 
 
@@ -363,11 +352,7 @@ class SelectiveCompression(GenerativeCompression):
     return {**super().coding_tables(), "labels": self.label_model.coding_table()}
 
   def prepare_coding(self, tables) -> dict:
-    prepared = super().prepare_coding(tables)
-    table = np.asarray((tables or {}).get("labels", np.zeros(0)), np.float32)
-    if table.shape != ((self.label_classes + 1) ** 3, self.label_classes):
-      raise UsageError(f"sc export has no label-map table for {self.label_classes} classes")
-    return {**prepared, "labels": table}
+    return {**super().prepare_coding(tables), "labels": self.label_model.checked_table(tables, "sc")}
 
   # Through the latent seam, SC's symbols are the code (zero where not coded), the H×W label map and, with
   # noise, the seed: LatentCoding's decode_image and pixels_of_symbols serve SC as they serve GC.
@@ -405,19 +390,15 @@ class SelectiveCompression(GenerativeCompression):
 
   def encode_symbols(self, symbols, prepared):
     encoder = Encoder()
-    label_map_coder.encode(symbols["labels"], prepared["labels"], self.label_classes, encoder)
+    self.label_model.encode(encoder, symbols["labels"], prepared["labels"])
     streams = [encoder.finish(), _encode_code(symbols["code"], self._coded(symbols["labels"]), prepared["code"])]
     if self.noise_channels:
       streams.append(int(symbols["seed"][0]).to_bytes(SEED_BYTES, "big"))
     return streams
 
   def decode_symbols(self, streams, shape, prepared):
-    expected = 2 + bool(self.noise_channels)
-    if len(streams) != expected or (self.noise_channels and len(streams[2]) != SEED_BYTES):
-      raise BitstreamError(f"sc files hold a label-map stream, a code stream"
-                           f"{' and a 4-byte seed stream' if self.noise_channels else ''}; this one has "
-                           f"{len(streams)} streams")
-    labels = label_map_coder.decode(Decoder(streams[0]), tuple(shape[:2]), prepared["labels"], self.label_classes)
+    bitstream.expect_streams(streams, 2 + bool(self.noise_channels), "sc", {2: SEED_BYTES} if self.noise_channels else None)
+    labels = self.label_model.decode(Decoder(streams[0]), tuple(shape[:2]), prepared["labels"])
     symbols = {"code": _decode_code(streams[1], self._coded(labels), prepared["code"]), "labels": labels}
     if self.noise_channels:
       symbols["seed"] = np.asarray([int.from_bytes(streams[2], "big")], np.uint32)
@@ -429,7 +410,7 @@ class SelectiveCompression(GenerativeCompression):
 
   def min_stream_bits(self, shape, prepared) -> float:
     """The label map is always coded; the code may be empty (everything synthesized)."""
-    return label_map_coder.min_bits(tuple(shape[:2]), prepared["labels"]) + 8 * SEED_BYTES * bool(self.noise_channels)
+    return self.label_model.min_bits(tuple(shape[:2]), prepared["labels"]) + 8 * SEED_BYTES * bool(self.noise_channels)
 
 
 @nnx.jit
@@ -438,22 +419,21 @@ def _coded_cells(model, labels):
 
 
 def _code_rows(table: np.ndarray, coded: np.ndarray) -> np.ndarray:
-  """The table row (its channel's) of every coded symbol of an h×w×C code, in ``code[coded]`` order."""
-  channels = np.broadcast_to(np.arange(table.shape[0]), coded.shape + (table.shape[0],))
-  return table[channels[coded].reshape(-1)]
+  """The table row (its channel) of every coded symbol of an h×w×C code, in ``code[coded]`` order."""
+  return np.broadcast_to(np.arange(table.shape[0]), coded.shape + (table.shape[0],))[coded]
 
 
 def _encode_code(code: np.ndarray, coded: np.ndarray, table: np.ndarray) -> bytes:
   """The code stream: the symbols of the coded cells (h×w booleans), every channel under its table."""
   encoder = Encoder()
-  encoder.put_frequencies(np.asarray(code)[coded], _code_rows(table, coded))
+  CODE_TABLE.encode(encoder, np.asarray(code)[coded], table, _code_rows(table, coded))
   return encoder.finish()
 
 
 def _decode_code(stream: bytes, coded: np.ndarray, table: np.ndarray) -> np.ndarray:
   """The h×w×C code ``_encode_code`` wrote; cells not coded are 0."""
   code = np.zeros(coded.shape + (table.shape[0],), np.int32)
-  code[coded] = np.asarray(Decoder(stream).get_frequencies(_code_rows(table, coded))).reshape(-1, table.shape[0])
+  code[coded] = CODE_TABLE.decode(Decoder(stream), table, _code_rows(table, coded)).reshape(-1, table.shape[0])
   return code
 
 

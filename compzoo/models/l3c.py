@@ -29,8 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from compzoo import bitstream
 from compzoo.entropy import Decoder, DiscretizedLogisticMixture, Encoder, Uniform
-from compzoo.errors import BitstreamError, UsageError
+from compzoo.errors import UsageError
 from compzoo.models import pad_to_multiple
 from compzoo.nn import ResidualBlock
 from compzoo.quantize import soft_to_hard
@@ -206,8 +207,7 @@ class L3C(nnx.Module):
     return [encoder.finish()], None  # lossless: the container checks the image itself
 
   def decode_image(self, streams, shape, prepared=None):
-    if len(streams) != 1:
-      raise BitstreamError(f"L3C files hold 1 stream, this one has {len(streams)}")
+    bitstream.expect_streams(streams, 1, "L3C")
     multiple = 2 ** self.scales
     decoder = Decoder(streams[0])
     image = np.zeros(shape, np.uint8)

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from compzoo import bitstream
 from compzoo.entropy import PRECISION, Decoder, DiscretizedLogisticMixture, Encoder
-from compzoo.errors import BitstreamError
 from compzoo.rd import RDOutput
 
 
@@ -109,8 +109,7 @@ class PixelCNN(nnx.Module):
     return [encoder.finish()], None
 
   def decode_image(self, streams, shape, prepared):
-    if len(streams) != 1:
-      raise BitstreamError(f"pixelcnn files hold 1 stream, this one has {len(streams)}")
+    bitstream.expect_streams(streams, 1, "pixelcnn")
     window_params, state = prepared
     decoder = Decoder(streams[0])
     canvas = self._canvas(shape)

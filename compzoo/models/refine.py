@@ -36,7 +36,7 @@ import numpy as np
 from flax import nnx
 
 from compzoo import bitstream, jpeg
-from compzoo.errors import BitstreamError, UsageError
+from compzoo.errors import UsageError
 from compzoo.nn.recurrence import Memory, Unroll, gather_slots, sparse_attention
 
 PATCH = jpeg.BLOCK
@@ -216,8 +216,7 @@ class RefineDecoder(nnx.Module):
     return [data], bitstream.crc32(jpeg.decode(data))  # the check: libjpeg's pixels, before refinement
 
   def decode_image(self, streams, shape, prepared):
-    if len(streams) != 1:
-      raise BitstreamError(f"jpeg-refine files hold one JPEG stream, this one has {len(streams)}")
+    bitstream.expect_streams(streams, 1, "jpeg-refine")
     decoded = jpeg.decode(streams[0], shape, codec="jpeg-refine")
     check = bitstream.crc32(decoded)
     quality = jpeg.quality_features(jpeg.quantization_tables(streams[0]))

@@ -1,0 +1,135 @@
+"""Indexed location-scale coding: a Gaussian per symbol, its scale picked from a fixed, shipped table.
+
+A hyperprior predicts a mean μ and a scale σ for every latent y (Ballé et al. 2018, Minnen et al. 2018). The
+code is q = round(y - μ), read back as ŷ = q + μ. Training measures
+    bits(q) = -log2(Φ((q + 1/2) / σ) - Φ((q - 1/2) / σ))
+on continuous σ. Coding cannot use a table per float σ, so σ is mapped to an integer index into a fixed
+ladder of scales (64 log-spaced values from 0.11 to 256, the smallest table scale >= σ), and each ladder
+entry has one integer table over [-r, r] plus an escape, with r covering all but ~1e-9 of the mass. Escaped
+values follow as raw 32-bit numbers. The tables depend on the ladder only: they are built once and shipped
+in the export (``tables.msgpack``); a decoder validates them and never rebuilds them.
+
+The indexes come from the network's float σ, so a decoder on another backend may pick a neighbouring table
+for a symbol whose σ lies on a ladder step; the file's symbol check turns that into a BitstreamError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import special
+
+from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf
+from compzoo.entropy.factorized import unzigzag, zigzag
+from compzoo.errors import BitstreamError, UsageError
+
+SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
+_TAIL_SIGMAS = 6.2  # a table spans ±6.2 σ: the Gaussian mass outside is ~6e-10
+_LIKELIHOOD_FLOOR = 1e-9
+
+
+def scale_ladder() -> np.ndarray:
+  return np.exp(np.linspace(np.log(SCALE_MIN), np.log(SCALE_MAX), SCALE_LEVELS)).astype(np.float32)
+
+
+def gaussian_bits(values, means, scales) -> jax.Array:
+  """Differentiable bits of ``values`` (integers, or noisy ones while training) under N(means, scales)
+  discretised to unit bins; scales below the ladder's smallest are raised to it."""
+  scales = jnp.maximum(scales, SCALE_MIN)
+  centred = jnp.abs(values - means)  # the lower tail, where Φ is accurate
+  upper = jax.scipy.special.ndtr((0.5 - centred) / scales)
+  lower = jax.scipy.special.ndtr((-0.5 - centred) / scales)
+  return -jnp.log2(jnp.maximum(upper - lower, _LIKELIHOOD_FLOOR))
+
+
+def scale_indexes(scales) -> jax.Array:
+  """Index of the smallest ladder scale >= each σ (the last one for larger σ): int32, jit-friendly."""
+  ladder = jnp.asarray(scale_ladder())
+  index = jnp.sum(jnp.asarray(scales, jnp.float32)[..., None] > ladder[:-1], axis=-1)
+  return index.astype(jnp.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianTables:
+  """``freqs[k]`` codes q in ``[-radii[k], radii[k]]`` plus a final escape, for ladder scale k."""
+
+  radii: np.ndarray  # (K,) int64
+  freqs: tuple[np.ndarray, ...]  # K rows of integer frequencies summing to 2**24
+
+  @classmethod
+  def build(cls) -> "GaussianTables":
+    radii, freqs = [], []
+    for scale in scale_ladder().astype(np.float64):
+      radius = max(1, math.ceil(_TAIL_SIGMAS * scale))
+      edges = (np.arange(-radius, radius + 2) - 0.5) / scale
+      pmf = np.diff(special.ndtr(edges))
+      escape = max(1.0 - pmf.sum(), 1e-9)
+      radii.append(radius)
+      freqs.append(quantize_pmf(np.append(pmf, escape)[None])[0])
+    return cls(np.asarray(radii, np.int64), tuple(freqs))
+
+  def to_arrays(self) -> dict:
+    return {"radii": np.asarray(self.radii, np.int64), "freqs": [np.asarray(f, np.float32) for f in self.freqs]}
+
+  @classmethod
+  def from_arrays(cls, arrays) -> "GaussianTables":
+    """Validates shipped tables: one row per ladder scale, 2r + 2 integers >= 1 summing to 2**24."""
+    try:
+      radii = np.asarray(arrays["radii"], np.int64)
+      freqs = tuple(np.asarray(f, np.float32) for f in arrays["freqs"])
+    except (KeyError, TypeError, ValueError) as e:
+      raise UsageError(f"gaussian coding tables are malformed: {e}") from None
+    if radii.shape != (SCALE_LEVELS,) or len(freqs) != SCALE_LEVELS or any(
+        f.shape != (2 * r + 2,) or f.min() < 1 or f.sum(dtype=np.float64) != 1 << PRECISION
+        for f, r in zip(freqs, radii)):
+      raise UsageError(f"gaussian coding tables do not fit {SCALE_LEVELS} scales of {PRECISION}-bit frequencies")
+    return cls(radii, freqs)
+
+  def min_bits_per_symbol(self) -> float:
+    return float(min(PRECISION - np.log2(f.max()) for f in self.freqs))
+
+  def encode(self, symbols, indexes) -> bytes:
+    """Integer ``symbols`` (q = round(y - μ)) under the tables ``indexes`` picks, table by table."""
+    symbols, indexes = _flat(symbols, indexes)
+    encoder, escaped = Encoder(), []
+    for k in np.unique(indexes):
+      chosen = symbols[indexes == k]
+      radius = self.radii[k]
+      outside = np.abs(chosen) > radius
+      encoder.put_table(np.where(outside, 2 * radius + 1, chosen + radius), self.freqs[k])
+      escaped.append(chosen[outside])
+    encoder.put_uniform(zigzag(np.concatenate(escaped) if escaped else np.zeros(0, np.int64)), 1 << 32)
+    return encoder.finish()
+
+  def decode(self, data: bytes, indexes) -> np.ndarray:
+    indexes = np.asarray(indexes)
+    flat = indexes.reshape(-1)
+    if flat.size and (flat.min() < 0 or flat.max() >= SCALE_LEVELS):
+      raise UsageError(f"scale indexes must lie in [0, {SCALE_LEVELS})")
+    decoder = Decoder(data)
+    symbols = np.zeros(flat.size, np.int64)
+    escape_at = []
+    for k in np.unique(flat):
+      where = np.nonzero(flat == k)[0]
+      radius = self.radii[k]
+      index = decoder.get_table(where.size, self.freqs[k]).astype(np.int64)
+      symbols[where] = index - radius
+      escape_at.append(where[index == 2 * radius + 1])
+    escape_at = np.concatenate(escape_at) if escape_at else np.zeros(0, np.int64)
+    symbols[escape_at] = unzigzag(decoder.get_uniform(escape_at.size, 1 << 32))
+    if np.abs(symbols).max(initial=0) > np.iinfo(np.int32).max:
+      raise BitstreamError("gaussian stream decodes to values outside int32")
+    return symbols.astype(np.int32).reshape(indexes.shape)
+
+
+def _flat(symbols, indexes):
+  symbols, indexes = np.asarray(symbols), np.asarray(indexes)
+  if symbols.shape != indexes.shape:
+    raise UsageError(f"symbols {symbols.shape} and scale indexes {indexes.shape} differ in shape")
+  if not np.issubdtype(symbols.dtype, np.integer):
+    raise UsageError(f"gaussian coding takes integer symbols, got {symbols.dtype}")
+  return symbols.reshape(-1).astype(np.int64), indexes.reshape(-1)
