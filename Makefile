@@ -91,7 +91,7 @@ dplc-mnist dplc-cifar10: dplc-%: $(STAMP)
 # GC and SC as shipped (make gc): CamVid's segmenter (the feature network of the distances and the mIoU),
 # gc at C = 4 from scratch and at C = 2, 8 warm-started from it, gc-mse at C = 4 and 2 (warm-started), sc
 # at C = 4; the exports copied into compzoo/weights/gc; then the evaluation on CamVid test and Kodak and the
-# picture grid with its report. Steps are those the shipped runs took (README: training times).
+# picture grid with its report. Steps are those the shipped runs took (docs/gc.md: training times).
 GC_TRAIN = $(BIN)/python -m experiments.train --config=experiments/configs/gc.py:cpu-$(1) --workdir=runs/gc/$(1)-c$(2) \
 	--config.model.code_channels=$(2) --config.train.steps=$(3) $(4)
 gc: $(STAMP)
@@ -135,7 +135,7 @@ bench-refine: $(STAMP)
 
 # Inference from compressed latents (make latent-tasks): the codec at three rates (low starts from mid), then the task networks on
 # originals, decoded pixels and latents (codec frozen), then joint training; exports copied into
-# compzoo/weights/latent-tasks; then make bench-latent-tasks: the README's tables (accuracy/mIoU, FLOPs, bpp,
+# compzoo/weights/latent-tasks; then make bench-latent-tasks: docs/latent-tasks.md's tables (accuracy/mIoU, FLOPs, bpp,
 # PSNR) and the codec on Kodak.
 LT_RATES := low mid high
 LT_JOBS := codec-mid codec-high codec-low $(foreach t,cifar10 camvid,$(t)-original \

@@ -42,7 +42,7 @@ def distortion(target, reconstruction, kind: str = "mse", ms_ssim_scales: int = 
 
   Fewer MS-SSIM scales (the first weights, renormalised) let training use crops smaller than the 176
   pixels five scales need. MS-SSIM charges a colour or brightness error 6-24 times less per unit of MSE
-  than a texture error (README: "Why the cpm models lost their colour"), so a rate-constrained model
+  than a texture error (docs/cpm.md: "Why the cpm models lost their colour"), so a rate-constrained model
   trained on it alone spends no bits on colour. The block-mean term (the bench's colour check as a loss:
   a low-pass MSE) anchors colour and brightness and leaves texture to MS-SSIM; the full MSE term is the
   other common remedy, at some cost in MS-SSIM."""

@@ -10,7 +10,7 @@ minutes it proves that the zoo runs there and spends the rest training the shipp
    slice's metrics.csv, eval.csv and warm-start report) and ``exports-N.tar`` (the exports, packed under 16
    MiB each): at most 8 files, as the device returns them.
 
-The queue's order is the gap each model has to its anchor (README): l3c codes Kodak at 4.33 bpsp against
+The queue's order is the gap each model has to its anchor (docs/: one page per method): l3c codes Kodak at 4.33 bpsp against
 JPEG XL's 2.90 (+49%); gc's pictures are dark and checkerboarded where WebP at its lowest is clean; cpm is
 +17% BD-rate against JPEG 2000. l3c and cpm continue on artefact-free photographs (lossless-photos train,
 what lossless models learn from), gc on CamVid's train frames. Nothing here chooses what ships: exports come

@@ -4,7 +4,7 @@
     python -m experiments.l3c_bits --models=l3c,l3c-rgb,runs/l3c-photos/export --images=...
 
 Every figure is the model's own rate (the entropy of its predictions on the real symbols), which real coding
-meets to within 0.1% (README, "L3C"), in bits per sub-pixel of the image: ``x`` = the pixels given z1 (and R,
+meets to within 0.1% (docs/l3c.md), in bits per sub-pixel of the image: ``x`` = the pixels given z1 (and R,
 G|R, B|R,G), ``z1`` = z1 given z2, ..., ``zS`` = the uniform top scale. Beside them, the pixel mixture's
 calibration: the entropy of its predicted distributions against the bits it actually pays. Predicted above paid:
 the model is less sure than it could be (too wide: a floor on easy pictures); below: overconfident. PNG's

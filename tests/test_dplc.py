@@ -79,7 +79,7 @@ def test_codec_objectives_reconstruct_and_keep_the_code_near_the_prior(objective
   model, history = _train(f"tiny-mnist-{objective}", 60, model)
   assert all(np.isfinite(h["loss"]) for h in history)
   # E and B alone cannot take far a frozen generator trained for 60 tiny steps: the shipped stage-2 runs
-  # show the fall (README); here the distortion must at least not rise while the code meets the prior
+  # show the fall (docs/dplc.md); here the distortion must at least not rise while the code meets the prior
   factor = 1.0 if objective == "wgan" else 0.6
   assert _mean(history, "distortion", "last") < factor * _mean(history, "distortion", "first")
   generator_after = nnx.to_pure_dict(nnx.state(model.generator))

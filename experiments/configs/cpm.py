@@ -8,7 +8,7 @@
 Variant = size-point[-factorized]. Points set the rate target H_t (bpp on the training crops) of the loss
 D + beta * max(H - H_t, 0): ``low``, ``mid``, ``high``. D = 1 - MS-SSIM + (10 MSE + 60 MSE of the 8x8 block
 means) / 255²: MS-SSIM alone charges colour 6-24x less per unit of MSE than texture, and models trained on
-it alone decoded to near-grey images (``python -m experiments.colour_blindness``; README). Sizes: ``tiny`` (a smoke test),
+it alone decoded to near-grey images (``python -m experiments.colour_blindness``; docs/cpm.md). Sizes: ``tiny`` (a smoke test),
 ``cpu`` (the shipped checkpoints: 48 features, 2 residual blocks, 96-pixel crops with 4-scale MS-SSIM,
 sized for 2 CPU cores), ``gpu`` (closer to the paper: 128 features, 15 residual blocks, 176-pixel crops
 with 5-scale MS-SSIM). Every size has C=32 channels in K=8 importance groups and L=6 learned centers.

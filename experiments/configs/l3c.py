@@ -17,7 +17,7 @@ fixed RGB pyramid; ``-rgb-shared`` also shares one predictor across scales.
 Data (issue #32): lossless-photos train (47 photographs with no JPEG history), half of the crops darkened by a
 factor of 0.15-0.8 (``data.darken``); ``cpu`` learns at 3e-3 from scratch (issue #17's short runs), and the
 shipped weights continue at 1e-3. Both won the equal-budget short runs of ``experiments/l3c_recipes.py`` on
-lossless-photos val (README, "L3C on lossless photographs"). Issue #17's recipe, BSDS500 + CamVid, is its row
+lossless-photos val (docs/l3c.md, "L3C on lossless photographs"). Issue #17's recipe, BSDS500 + CamVid, is its row
 ``mix``.
 """
 

@@ -18,7 +18,7 @@ parameters, 2000 steps of 8 crops; sized so that RTRL trains in under two hours 
 features, 32-number states, 64×64 crops: 192 steps a crop).
 Data: crops of BSDS500's train photos and CamVid's train frames (``../shared/data/train/bsds500``,
 ``../shared/data/camvid``), each compressed by libjpeg at a quality drawn from 5-60; their val splits for
-the loop's evaluation. Kodak and CamVid test, where the README's figures come from, are never looked at in
+the loop's evaluation. Kodak and CamVid test, where docs/jpeg-refine.md's figures come from, are never looked at in
 training.
 """
 
