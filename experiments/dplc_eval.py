@@ -29,7 +29,8 @@ from PIL import Image
 
 from compzoo import bitstream, metrics
 from compzoo.bench.distribution import FeatureNetwork
-from compzoo.codecs.learned import DPLC_OBJECTIVES, DPLC_RATES, WEIGHTS_ROOT, LearnedCodec
+from compzoo.codecs.catalogue import DPLC_OBJECTIVES, DPLC_RATES
+from compzoo.codecs.learned import WEIGHTS_ROOT, LearnedCodec
 from compzoo.data import pipeline
 
 _DATASET = flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "data set (its test split is measured)")
@@ -149,7 +150,7 @@ def markdown(results: list[dict], network: str, dataset: str) -> str:
 def rates_asked(dataset: str) -> tuple[int, ...]:
   """--rates checked against the shipped ones (all of them by default), before any work."""
   if dataset not in DPLC_RATES:
-    raise app.UsageError(f"no dplc-{dataset} rates are declared (compzoo/codecs/learned.py: DPLC_RATES)")
+    raise app.UsageError(f"no dplc-{dataset} rates are declared (compzoo/codecs/catalogue.py: DPLC_RATES)")
   rates = DPLC_RATES[dataset]
   if not _RATES.value:
     return rates

@@ -26,7 +26,8 @@ from absl import app, flags
 from compzoo import metrics, zoo
 from compzoo.bench import expand_sweeps
 from compzoo.bench.distribution import FeatureNetwork
-from compzoo.codecs.learned import SC_SYNTHESIZE, LearnedCodec
+from compzoo.codecs.catalogue import SC_SYNTHESIZE
+from compzoo.codecs.learned import LearnedCodec
 from compzoo.data import images as image_files
 from compzoo.models import segmenter
 

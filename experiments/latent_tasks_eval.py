@@ -27,7 +27,7 @@ from absl import app, flags
 from flax import nnx
 
 from compzoo import inference, metrics, zoo
-from compzoo.codecs.learned import LATENT_RATES
+from compzoo.codecs.catalogue import LATENT_RATES
 from compzoo.data import pipeline
 from compzoo.models import segmenter
 from experiments.configs import presets

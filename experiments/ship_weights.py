@@ -8,16 +8,15 @@ compzoo/weights/features/NAME:
     python -m experiments.ship_weights --family=l3c --runs=runs/l3c-photos \
         --superseded_note="the l3c weights shipped from issue #17 to #32"
 
-dplc-DATASET: RUNS/DATASET-generator/export -> generator/ (the WGAN-GP generator, rate 0 of
-dplc-DATASET-wgan) and RUNS/DATASET-OBJECTIVE-rRATE/export -> OBJECTIVE/rRATE/.
-gc: RUNS/POINT-cC/export -> POINT-cC/ for gc's and gc-mse's channels and sc's (POINT: gc, mse, sc).
-jpeg-refine: RUNS/RULE/export -> RULE/ for each credit rule.
-l3c, l3c-rgb, l3c-rgb-shared: RUNS/export -> FAMILY/ (RUNS is the run's workdir).
+Each folder's points and run names come from its record in compzoo/codecs/catalogue.py: RUNS/RUN/export ->
+FAMILY/POINT/, where RUN is the point with '/' as '-' (and, for dplc-DATASET, 'DATASET-' in front), e.g.
+RUNS/mnist-wae-r8/export -> dplc-mnist/wae/r8/, RUNS/gc-c4/export -> gc/gc-c4/, RUNS/q1/export ->
+bmshj2018-factorized/q1/; a single-export family (l3c, ...) takes RUNS/export (RUNS is the run's workdir).
 Weights that replace others (another weights id) list the old id in the new folder's superseded.json, described
 by --superseded_note, with the ids the old folder listed: files of every earlier weights are refused by name.
-latent-tasks: RUNS/codec-R/export -> codec/R/; RUNS/TASK-PATH[-R]/export -> TASK/PATH[-R]/ with a task.json
-naming the codec whose files the head reads and its weights id. Heads on a frozen codec ship without it
-(config.json's shared_params points at codec/R/, after checking that their copy is bit for bit the same).
+latent-tasks' heads (TASK/PATH[-R]/) get a task.json naming the codec whose files the head reads and its
+weights id; heads on a frozen codec ship without it (config.json's shared_params points at codec/R/, after
+checking that their copy is bit for bit the same).
 The run names are those `make dplc-mnist`, `make gc` and `make refine` give; a missing export is an error, so a
 half-trained sweep is never shipped.
 """
@@ -32,12 +31,12 @@ from flax import serialization
 
 from compzoo import exports
 from compzoo.bench.distribution import FEATURES_ROOT
-from compzoo.codecs.learned import (DPLC_OBJECTIVES, DPLC_RATES, GC_CHANNELS, GC_POINTS, LATENT_RATES, LATENT_TASKS,
-                                    REFINE_RULES, SC_CHANNELS, WEIGHTS_ROOT)
+from compzoo.codecs import catalogue
+from compzoo.codecs.catalogue import LATENT_TASKS
+from compzoo.codecs.learned import WEIGHTS_ROOT
 from compzoo.inference import META_FILE
 
-L3C_FAMILIES = ["l3c", "l3c-rgb", "l3c-rgb-shared"]
-FAMILIES = [f"dplc-{dataset}" for dataset in DPLC_RATES] + ["gc", "jpeg-refine", "latent-tasks"] + L3C_FAMILIES
+FAMILIES = [record.folder for record in catalogue.FAMILIES]  # the weights folders, from the catalogue
 _FAMILY = flags.DEFINE_enum("family", "dplc-mnist", FAMILIES, "the weights folder to fill")
 _RUNS = flags.DEFINE_string("runs", "runs/dplc", "folder of the training workdirs")
 _FEATURES = flags.DEFINE_string("features", "", "the feature network's workdir (empty: leave it)")
@@ -47,22 +46,8 @@ _FEATURE_NAMES = {"dplc-mnist": "mnist", "dplc-cifar10": "cifar10", "gc": "camvi
 
 
 def layout(family: str) -> list[tuple[str, str]]:
-  """(run name, folder under compzoo/weights/FAMILY) for every shipped point."""
-  if family in L3C_FAMILIES:
-    return [("", "")]
-  if family == "jpeg-refine":
-    return [(rule, rule) for rule in REFINE_RULES]
-  if family == "latent-tasks":
-    return [(f"codec-{r}", f"codec/{r}") for r in LATENT_RATES] + [
-        (f"{t}-{p}", f"{t}/{p}") for t in LATENT_TASKS for p in
-        ["original"] + [f"{path}-{r}" for path in ("rgb", "latent", "joint") for r in LATENT_RATES]]
-  if family == "gc":
-    points = [f"{GC_POINTS[entry]}-c{c}" for entry, channels in GC_CHANNELS.items() for c in channels]
-    return [(point, point) for point in points + [f"sc-c{SC_CHANNELS}"]]
-  dataset = family.removeprefix("dplc-")
-  return [(f"{dataset}-generator", "generator")] + [
-      (f"{dataset}-{objective}-r{rate}", f"{objective}/r{rate}")
-      for objective in DPLC_OBJECTIVES for rate in DPLC_RATES[dataset] if not (objective == "wgan" and rate == 0)]
+  """(run name, folder under compzoo/weights/FAMILY) for every shipped point (compzoo/codecs/catalogue.py)."""
+  return catalogue.family(family).runs()
 
 
 def _superseded(source: Path, target: Path) -> dict[str, str]:

@@ -20,6 +20,7 @@ traced once."""
 
 import importlib
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -33,7 +34,9 @@ from compzoo.train.registry import make_objective
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
-METHODS = ("bmshj2018_factorized", "cpm", "dplc", "feature_net", "gc", "l3c", "latent_tasks", "pixelcnn", "refine")
+# Every config file in experiments/configs (presets.py holds what they share): discovered, never listed.
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+METHODS = tuple(sorted(path.stem for path in CONFIGS.glob("*.py") if path.stem not in ("__init__", "presets")))
 # Recurrences over patches step at the smallest crop with a neighbour on every side (2×2 patches of 8): the
 # credit rules' cost grows with the crop, the network's shapes do not.
 RECURRENT_CROP = 16

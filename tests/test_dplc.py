@@ -8,7 +8,8 @@ import pytest
 from flax import nnx
 
 from compzoo import exports, models, zoo
-from compzoo.codecs.learned import DPLC_RATES, LearnedCodec
+from compzoo.codecs.catalogue import DPLC_RATES
+from compzoo.codecs.learned import LearnedCodec
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.train import groups
 from compzoo.train.adversarial import mmd

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from compzoo import exports, models
-from compzoo.codecs.learned import DPLC_OBJECTIVES
+from compzoo.codecs.catalogue import DPLC_OBJECTIVES
 from train_helpers import tiny_config
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out

@@ -166,7 +166,7 @@ def test_the_classes_sc_synthesizes_are_chosen_at_coding_time(tmp_path):
 
 
 def test_the_synthesize_parameter_names_classes_canonically():
-  from compzoo.codecs.learned import SC_SYNTHESIZE
+  from compzoo.codecs.catalogue import SC_SYNTHESIZE
   assert SC_SYNTHESIZE.parse("synthesize", "Tree+sky") == "sky+tree"
   assert SC_SYNTHESIZE.ids("sky+road+tree") == (SKY, ROAD, 5) and SC_SYNTHESIZE.parse("s", "none") == "none"
   for bad in ("sky+cow", "sky++road", "", "sky,road"):

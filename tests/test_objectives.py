@@ -2,6 +2,7 @@
 the loop's own jitted step; and credit assignment through a recurrent model's unroll, chosen by the
 objective: truncated BPTT with a window past the end is BPTT bit for bit, shorter windows differ."""
 
+import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -14,6 +15,7 @@ from compzoo import models
 from compzoo.entropy.logistic_mixture import DiscretizedLogisticMixture
 from compzoo.rd import RDOutput
 from compzoo.train.adversarial import mmd
+from compzoo.train.objectives import RateDistortion
 from compzoo.train.registry import make_objective
 from toy_models import LinearRecurrence
 from train_helpers import run_steps
@@ -255,3 +257,23 @@ def test_multiscale_mmd_sees_near_and_far_mismatches():
   scales = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
   for shifted in (same + 0.5, same + 5.0, same * 0.3):
     assert mmd(shifted, prior, scales) > 10 * abs(mmd(same, prior, scales))
+
+
+@flax.struct.dataclass
+class _AnnealedRate(RateDistortion):
+  """λ doubles every step: a schedule written in the objective alone (``at``), the loop unchanged."""
+
+  def at(self, step):
+    return self.replace(lmbda=self.lmbda * 2.0 ** step.astype(jnp.float32))
+
+  def loss(self, model, batch, key):
+    loss, terms = super().loss(model, batch, key)
+    return loss, {**terms, "lmbda": jnp.asarray(self.lmbda)}
+
+
+def test_objectives_see_the_step():
+  model = models.build(dict(name="bmshj2018_factorized", channels=8, latent=8, stages=2))
+  images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype(np.float32)
+  _, history = run_steps(model, _AnnealedRate(0.01, "mse"), dict(name="adam", learning_rate=1e-3),
+                         lambda i: {"image": images}, 3)
+  np.testing.assert_allclose([h["lmbda"] for h in history], [0.01, 0.02, 0.04], rtol=1e-6)

@@ -30,9 +30,7 @@ def _perturbed(config=TINY, scale=0.1):
 
 
 def _codec(model, quality=30):
-  codec = LearnedCodec(f"jpeg-refine:quality={quality}:rule=test", model, b"\x07" * 16)
-  codec.prepared["quality"] = quality
-  return codec
+  return LearnedCodec(f"jpeg-refine:quality={quality}:rule=test", model, b"\x07" * 16, options={"quality": quality})
 
 
 def test_an_untrained_decoder_returns_libjpeg_s_pixels(astronaut):

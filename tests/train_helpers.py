@@ -16,7 +16,7 @@ def run_steps(model, objective, optimizer, batches, steps, frozen=None):
   step = compile_step(objective, graphdef, mesh_lib.make_mesh(jax.devices()[:1]))
   history = []
   for i in range(steps):
-    params, step_metrics = step(params, batches(i), jax.random.PRNGKey(i))
+    params, step_metrics = step(params, batches(i), jax.random.PRNGKey(i), i)
     history.append(jax.device_get(step_metrics))
   nnx.update(state, params)
   return state.model, history

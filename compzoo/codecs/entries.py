@@ -8,6 +8,7 @@ and a codec is built once with its canonical name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Mapping
 
 from compzoo.errors import UsageError
@@ -49,6 +50,30 @@ class Param:
 
 
 @dataclasses.dataclass(frozen=True)
+class Points:
+  """An integer parameter naming one of the shipped points (qualities, code channels, rates)."""
+
+  points: tuple[int, ...]
+  default: int
+  noun: str  # 'rates': the error says "ships rates 0, 2, 4"
+  unit: str = ""  # '(code channels)' after the list
+
+  def parse(self, key: str, raw) -> int:
+    try:
+      value = int(raw)
+    except (TypeError, ValueError):
+      raise UsageError(f"parameter {key}={raw!r}: expected int") from None
+    if value not in self.points:
+      unit = f" ({self.unit})" if self.unit else ""
+      raise UsageError(f"parameter {key}={value}: ships {self.noun} {', '.join(map(str, self.points))}{unit}, "
+                       f"not {value}")
+    return value
+
+  def values(self) -> tuple[int, ...]:
+    return self.points
+
+
+@dataclasses.dataclass(frozen=True)
 class Choice:
   """A codec parameter naming one of a few options (jpeg-refine's ``rule``: which training's weights)."""
 
@@ -60,6 +85,9 @@ class Choice:
     if value not in self.names:
       raise UsageError(f"parameter {key}={raw!r}: expected one of {', '.join(self.names)}")
     return value
+
+  def values(self) -> tuple[str, ...]:
+    return self.names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +108,10 @@ class ClassSet:
                        f"{', '.join(self.names)}")
     return "+".join(name for name in self.names if name in chosen) or "none"
 
+  def for_model(self, canonical: str) -> tuple[int, ...]:
+    """What a model's ``prepare_coding`` takes for this option: the class ids."""
+    return self.ids(canonical)
+
   def ids(self, canonical: str) -> tuple[int, ...]:
     chosen = canonical.split("+")
     return tuple(i for i, name in enumerate(self.names) if name in chosen)
@@ -93,7 +125,7 @@ class ClassSet:
 class ZooEntry:
   name: str
   description: str
-  lossless: bool | None  # None: decided by the weights (the 'learned' entry)
+  declared_lossless: bool | None  # None: decided by the weights (the 'learned' entry); see ``traits``
   build: Callable[..., "object"]  # build(name, **params) -> Codec named ``name`` (canonical)
   params: Mapping[str, Param | Choice | ClassSet] = dataclasses.field(default_factory=dict)
   sweep: tuple[Mapping[str, float], ...] = ()  # operating points for rate-distortion curves
@@ -101,14 +133,32 @@ class ZooEntry:
   kind: str = "classic"
   family: str = ""  # entries that are the points of one RD curve (one checkpoint each) share a family
   group: str = ""  # entries benchmarked together under one name, each its own curve (dplc-mnist's objectives)
-  guarantee: str = ""  # learned entries: a key of GUARANTEES
+  declared_guarantee: str = ""  # the 'learned' entry: none of its own
   needs_weights: bool = False  # built from a user's workdir or export (``--weights DIR``)
+  # Shipped learned entries: () -> (lossless, guarantee), read from the model class of the default export,
+  # only when asked (listing the zoo imports no model).
+  traits: Callable[[], tuple[bool, str]] | None = None
 
   def __post_init__(self):
     if ":" in self.name or "," in self.name:
       raise ValueError(f"zoo entry name {self.name!r} may not contain ':' or ','")
-    if self.kind == "learned" and self.guarantee not in GUARANTEES and not self.needs_weights:
-      raise ValueError(f"learned zoo entry {self.name!r} must state its decode guarantee ({', '.join(GUARANTEES)})")
+
+  @functools.cached_property
+  def _traits(self) -> tuple[bool | None, str]:
+    if self.traits is None:
+      return self.declared_lossless, self.declared_guarantee
+    lossless, guarantee = self.traits()
+    if guarantee not in GUARANTEES:
+      raise ValueError(f"the model of zoo entry {self.name!r} states no known decode guarantee ({guarantee!r})")
+    return lossless, guarantee
+
+  @property
+  def lossless(self) -> bool | None:
+    return self._traits[0]
+
+  @property
+  def guarantee(self) -> str:
+    return self._traits[1]
 
   def curve(self) -> str:
     """The RD curve this entry's points belong to: its family, else its own name."""

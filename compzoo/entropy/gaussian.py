@@ -6,7 +6,7 @@ code is q = round(y - μ), read back as ŷ = q + μ. Training measures
 on continuous σ. Coding cannot use a table per float σ, so σ is mapped to an integer index into a fixed
 ladder of scales (64 log-spaced values from 0.11 to 256, the smallest table scale >= σ), and each ladder
 entry has one integer table over [-r, r] plus an escape, with r covering all but ~1e-9 of the mass. Escaped
-values follow as raw 32-bit numbers. The tables depend on the ladder only: they are built once and shipped
+values follow Elias-gamma style: each one's bit length, then its bits below the leading one. The tables depend on the ladder only: they are built once and shipped
 in the export (``tables.msgpack``); a decoder validates them and never rebuilds them.
 
 The indexes come from the network's float σ, so a decoder on another backend may pick a neighbouring table
@@ -102,7 +102,7 @@ class GaussianTables:
       outside = np.abs(chosen) > radius
       encoder.put_table(np.where(outside, 2 * radius + 1, chosen + radius), self.freqs[k])
       escaped.append(chosen[outside])
-    encoder.put_uniform(zigzag(np.concatenate(escaped) if escaped else np.zeros(0, np.int64)), 1 << 32)
+    _put_escapes(encoder, zigzag(np.concatenate(escaped) if escaped else np.zeros(0, np.int64)))
     return encoder.finish()
 
   def decode(self, data: bytes, indexes) -> np.ndarray:
@@ -120,7 +120,7 @@ class GaussianTables:
       symbols[where] = index - radius
       escape_at.append(where[index == 2 * radius + 1])
     escape_at = np.concatenate(escape_at) if escape_at else np.zeros(0, np.int64)
-    symbols[escape_at] = unzigzag(decoder.get_uniform(escape_at.size, 1 << 32))
+    symbols[escape_at] = unzigzag(_get_escapes(decoder, escape_at.size))
     if np.abs(symbols).max(initial=0) > np.iinfo(np.int32).max:
       raise BitstreamError("gaussian stream decodes to values outside int32")
     return symbols.astype(np.int32).reshape(indexes.shape)
@@ -133,3 +133,22 @@ def _flat(symbols, indexes):
   if not np.issubdtype(symbols.dtype, np.integer):
     raise UsageError(f"gaussian coding takes integer symbols, got {symbols.dtype}")
   return symbols.reshape(-1).astype(np.int64), indexes.reshape(-1)
+
+
+def _put_escapes(encoder: Encoder, values) -> None:
+  """Non-negative values below 2**32: their bit lengths (0-32), then, length by length, the bits under the
+  leading one. An escape just past a table costs about 10 bits, not 32."""
+  lengths = np.array([int(v).bit_length() for v in values], np.int64)
+  encoder.put_uniform(lengths, 33)
+  for n in range(2, 33):
+    chosen = values[lengths == n]
+    encoder.put_uniform(chosen - (1 << (n - 1)), 1 << (n - 1))
+
+
+def _get_escapes(decoder: Decoder, count: int) -> np.ndarray:
+  lengths = decoder.get_uniform(count, 33)
+  values = np.minimum(lengths, 1).astype(np.int64)  # lengths 0 and 1 are the values 0 and 1
+  for n in range(2, 33):
+    where = lengths == n
+    values[where] = decoder.get_uniform(int(where.sum()), 1 << (n - 1)) + (1 << (n - 1))
+  return values

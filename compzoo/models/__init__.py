@@ -15,6 +15,8 @@ they are neither shipped nor part of the weights id, and a model built for decod
 from __future__ import annotations
 
 import importlib
+import pkgutil
+import typing
 from typing import Any, Mapping, Protocol
 
 import numpy as np
@@ -22,18 +24,9 @@ from flax import nnx
 
 from compzoo.errors import UsageError
 
-ARCHITECTURES = {
-    "bmshj2018_factorized": "compzoo.models.bmshj2018",
-    "classifier": "compzoo.models.classifier",
-    "cpm": "compzoo.models.cpm",
-    "dplc": "compzoo.models.dplc",
-    "gc": "compzoo.models.gc",
-    "l3c": "compzoo.models.l3c",
-    "latent_task": "compzoo.models.latent_tasks",
-    "pixelcnn": "compzoo.models.pixelcnn",
-    "refine": "compzoo.models.refine",
-    "segmenter": "compzoo.models.segmenter",
-}
+# Config name -> module, discovered: every module of this package that declares ``ARCHITECTURE`` (and a
+# ``build`` whose return annotation is its model class). Adding a method is adding its module.
+ARCHITECTURES: dict[str, str] = {}
 TRAINING_ONLY = ("discriminator", "latent_discriminator")
 
 
@@ -69,13 +62,38 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
   return np.pad(image, ((0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
 
 
+def architectures() -> dict[str, str]:
+  """ARCHITECTURES, filled on first use from the package's modules (entries set beforehand are kept)."""
+  if not _DISCOVERED:
+    for info in pkgutil.iter_modules(__path__, __name__ + "."):
+      module = importlib.import_module(info.name)
+      if isinstance(getattr(module, "ARCHITECTURE", None), str):
+        ARCHITECTURES.setdefault(module.ARCHITECTURE, info.name)
+    _DISCOVERED.append(True)
+  return ARCHITECTURES
+
+
+_DISCOVERED: list[bool] = []
+
+
+def _module(config: Mapping):
+  name = config.get("name")
+  if name not in architectures():
+    raise UsageError(f"unknown model {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+  return importlib.import_module(ARCHITECTURES[name])
+
+
+def model_class(config: Mapping) -> type:
+  """The class ``build(config)`` makes (its ``build``'s return annotation), without building it: what
+  the zoo reads ``LOSSLESS`` and ``DECODE_GUARANTEE`` from."""
+  return typing.get_type_hints(_module(config).build)["return"]
+
+
 def build(config: Mapping, seed: int = 0, training: bool = True) -> nnx.Module:
   """The model ``config['name']`` names, built from the rest of ``config``; without ``training``, its
   training-only parts are dropped (what exports hold and decoders load)."""
+  module = _module(config)
   name = config.get("name")
-  if name not in ARCHITECTURES:
-    raise UsageError(f"unknown model {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-  module = importlib.import_module(ARCHITECTURES[name])
   kwargs = {k: v for k, v in config.items() if k != "name"}
   try:
     model = module.build(rngs=nnx.Rngs(seed), **kwargs)

@@ -20,6 +20,8 @@ from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.nn import GDN
 from compzoo.rd import RDOutput
 
+ARCHITECTURE = "bmshj2018_factorized"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 STAGES = 4  # stride-2 layers of each transform: Ballé's 16× downsampling (3: Torfason et al.'s 8×)
 
 

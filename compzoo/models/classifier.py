@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+ARCHITECTURE = "classifier"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 
 class ImageClassifier(nnx.Module):
   def __init__(self, channels: int = 3, classes: int = 10, width: int = 32, features: int = 128, *,

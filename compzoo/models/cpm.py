@@ -47,6 +47,8 @@ from compzoo.ops import nats_to_bits
 from compzoo.quantize import LearnedCenters
 from compzoo.rd import RDOutput
 
+ARCHITECTURE = "cpm"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 STRIDE = 8
 PRIORS = ("context", "factorized")
 WEIGHT_STEP, ACT_STEP, ACT_LIMIT = 2.0**-8, 2.0**-4, 8.0

@@ -33,6 +33,8 @@ from compzoo.models.latent import file_key
 from compzoo.nn import leaky_conv_stack
 from compzoo.rd import RDOutput
 
+ARCHITECTURE = "dplc"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 STRIDE = 16
 SEED_BYTES = 4
 

@@ -35,6 +35,8 @@ from compzoo.nn import leaky_conv_stack
 from compzoo.quantize import soft_to_hard
 from compzoo.rd import RDOutput
 
+ARCHITECTURE = "gc"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 STRIDE = 16
 CENTERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 SEED_BYTES = 4
@@ -351,7 +353,11 @@ class SelectiveCompression(GenerativeCompression):
   def coding_tables(self) -> dict:
     return {**super().coding_tables(), "labels": self.label_model.coding_table()}
 
-  def prepare_coding(self, tables) -> dict:
+  def prepare_coding(self, tables, synthesize=None) -> dict:
+    """``synthesize``: the class ids to synthesize (the zoo entry's option, part of the codec name a file
+    records); None keeps the model's."""
+    if synthesize is not None:
+      self.choose_synthesized(synthesize)
     return {**super().prepare_coding(tables), "labels": self.label_model.checked_table(tables, "sc")}
 
   # Through the latent seam, SC's symbols are the code (zero where not coded), the H×W label map and, with

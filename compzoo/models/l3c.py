@@ -37,6 +37,8 @@ from compzoo.nn import ResidualBlock
 from compzoo.quantize import soft_to_hard
 from compzoo.rd import RDOutput
 
+ARCHITECTURE = "l3c"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 TILE = 1024  # largest tile side while coding: 2000x1500 (4 tiles) peaked at 1.7 GB (experiments/codec_memory.py)
 AUXILIARY = ("learned", "rgb")
 PIXEL_LEVELS = 256

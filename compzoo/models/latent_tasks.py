@@ -31,6 +31,8 @@ from compzoo.models.segmenter import Stage
 from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.rd import RDOutput
 
+ARCHITECTURE = "latent_task"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 PATHS = ("original", "rgb", "latent")
 TASKS = ("classify", "segment")
 

@@ -23,6 +23,8 @@ from compzoo import bitstream
 from compzoo.entropy import PRECISION, Decoder, DiscretizedLogisticMixture, Encoder
 from compzoo.rd import RDOutput
 
+ARCHITECTURE = "pixelcnn"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 
 class MaskedConv(nnx.Module):
   """Unpadded masked 2x3 convolution: (H, W) -> (H - 1, W - 2)."""

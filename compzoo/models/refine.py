@@ -39,6 +39,8 @@ from compzoo import bitstream, jpeg
 from compzoo.errors import UsageError
 from compzoo.nn.recurrence import Memory, Unroll, gather_slots, sparse_attention
 
+ARCHITECTURE = "refine"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 PATCH = jpeg.BLOCK
 MARGIN = 4
 WINDOW = PATCH + 2 * MARGIN
@@ -207,9 +209,9 @@ class RefineDecoder(nnx.Module):
   def coding_tables(self):
     return None
 
-  def prepare_coding(self, tables) -> dict:
-    """The encoder's JPEG quality (the zoo entry sets it from the codec name); decoding needs nothing."""
-    return {"quality": DEFAULT_QUALITY}
+  def prepare_coding(self, tables, quality: int = DEFAULT_QUALITY) -> dict:
+    """The encoder's JPEG quality (the zoo entry's option, from the codec name); decoding needs nothing."""
+    return {"quality": quality}
 
   def encode_image(self, image, prepared):
     data = jpeg.encode(image, prepared["quality"])

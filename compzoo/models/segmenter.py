@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+ARCHITECTURE = "segmenter"  # the config name of this model (compzoo/models/__init__.py discovers it)
+
 DEPTH = 3  # poolings: inputs are padded to a multiple of 2**DEPTH
 
 

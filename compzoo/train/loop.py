@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -68,7 +69,6 @@ def set_compute_dtype(model: nnx.Module, name: str) -> None:
     raise UsageError(f"train.compute_dtype must be one of {', '.join(map(repr, COMPUTE_DTYPES))}, not {name!r}")
   if COMPUTE_DTYPES[name] is None:
     return
-  import jax.numpy as jnp
   for _, module in nnx.iter_modules(model):
     if isinstance(module, (nnx.Conv, nnx.ConvTranspose, nnx.Linear)):
       module.dtype = jnp.dtype(COMPUTE_DTYPES[name])
@@ -86,10 +86,11 @@ def compile_step(objective: Objective, graphdef, mesh):
   runs objectives that differ only in such numbers (cpm's rate targets) without compiling again."""
   step = _jitted_step(graphdef, mesh)
 
-  def run(state, batch, key):
-    return step(state, batch, key, objective)
+  def run(state, batch, key, step_index=0):
+    return step(state, batch, key, objective, jnp.asarray(step_index, jnp.int32))
 
-  run.lower = lambda state, batch, key: step.lower(state, batch, key, objective)  # for memory analyses
+  run.lower = lambda state, batch, key, step_index=0: step.lower(  # for memory analyses
+      state, batch, key, objective, jnp.asarray(step_index, jnp.int32))
   return run
 
 
@@ -100,13 +101,14 @@ def compile_eval(objective: Objective, graphdef, mesh):
 
 @functools.lru_cache(maxsize=8)
 def _jitted_step(graphdef, mesh):
-  def step(state, batch, key, objective):
+  def step(state, batch, key, objective, step_index):
     train_state = nnx.merge(graphdef, state)
-    step_metrics = objective.update(train_state.model, train_state.optimizers, batch, key)
+    # The objective at this step (``Objective.at``): schedules are traced, so no step recompiles.
+    step_metrics = objective.at(step_index).update(train_state.model, train_state.optimizers, batch, key)
     return nnx.state(train_state), step_metrics
 
   replicated = mesh_lib.replicated(mesh)
-  return jax.jit(step, in_shardings=(replicated, mesh_lib.batch_sharding(mesh), replicated, replicated),
+  return jax.jit(step, in_shardings=(replicated, mesh_lib.batch_sharding(mesh), replicated, replicated, replicated),
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
@@ -180,7 +182,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
       if reads:
         reads.write(step, local.pop("source_index"))
       batch = mesh_lib.shard_batch(local, mesh)
-      state, step_metrics = step_fn(state, batch, jax.random.fold_in(base_key, step))
+      state, step_metrics = step_fn(state, batch, jax.random.fold_in(base_key, step), step)
       pending.append(step_metrics)
       done = step + 1
       log.advance()

@@ -42,6 +42,13 @@ class Objective(abc.ABC):
     """Parameter groups, each with its own optimizer: name -> NNX filter."""
     return {"model": nnx.Param}
 
+  def at(self, step) -> "Objective":
+    """This objective at training step ``step`` (a traced int32): where a schedule lives (a soft-rounding
+    temperature, λ or a rate target annealed over steps), as ``self.replace(field=f(step))``. Unscheduled
+    objectives are the same at every step."""
+    del step
+    return self
+
   @abc.abstractmethod
   def update(self, model, optimizers, batch, key) -> dict[str, jax.Array]:
     """One training step: updates the model in place through ``optimizers``; returns scalar metrics,

@@ -22,7 +22,7 @@ Data: CamVid train (367 frames, 240×180, ``../shared/data/camvid``), random cro
 loop's evaluation; test is never looked at in training.
 """
 
-from compzoo.codecs.learned import SC_SYNTHESIZE
+from compzoo.codecs.catalogue import SC_SYNTHESIZE
 from compzoo.data.images import CAMVID_CLASSES
 from experiments.configs import presets
 
