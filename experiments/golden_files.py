@@ -1,6 +1,6 @@
 """Writes one file per shipped learned entry, and the pixels it decodes to, for tests/test_golden_files.py.
 
-    python -m experiments.golden_files --out=tests/data/golden
+    python -m experiments.golden_files --golden_dir=tests/data/golden
 
 Files written by one build must decode, unchanged, with every later build (or be refused with a one-line
 reason): these are the files a refactor of the coding code is checked against. Run it before such a change,
@@ -23,7 +23,7 @@ from PIL import Image
 from compzoo import zoo
 from compzoo.codecs.base import fit_image, sample_side
 
-_OUT = flags.DEFINE_string("out", "tests/data/golden", "folder for the files, their pixels and manifest.json")
+_OUT = flags.DEFINE_string("golden_dir", "tests/data/golden", "folder for the files, their pixels and manifest.json")
 
 # One point of every shipped learned family (the points of one family share its coding code).
 CODECS = (

@@ -46,10 +46,10 @@ def main(argv):
   coded_bits, png_bits, seconds = 0, 0, 0.0
   for labels in test:
     encoder = Encoder()
-    model.encode(encoder, labels, table)
+    model.coder.encode(encoder, labels, table)
     data = encoder.finish()
     start = time.perf_counter()
-    decoded = model.decode(Decoder(data), labels.shape, table)
+    decoded = model.coder.decode(Decoder(data), labels.shape, table)
     seconds += time.perf_counter() - start
     if not np.array_equal(decoded, labels):
       raise SystemExit("a test map did not decode exactly")

@@ -51,8 +51,8 @@ def test_maps_of_every_shape_decode_exactly(shape):
   rng = np.random.default_rng(sum(shape))
   for labels in (rng.integers(0, CLASSES, shape), np.zeros(shape, np.int64)):
     encoder = Encoder()
-    model.encode(encoder, labels, table)
-    np.testing.assert_array_equal(model.decode(Decoder(encoder.finish()), shape, table), labels)
+    model.coder.encode(encoder, labels, table)
+    np.testing.assert_array_equal(model.coder.decode(Decoder(encoder.finish()), shape, table), labels)
 
 
 def test_learning_lowers_the_bits_and_the_file_matches_the_model():
@@ -60,25 +60,25 @@ def test_learning_lowers_the_bits_and_the_file_matches_the_model():
   assert history[-1] < 0.3 * history[0], history[::30]
   labels = _maps(99)[0]  # not a training map
   encoder = Encoder()
-  model.encode(encoder, labels, model.coding_table())
+  model.coder.encode(encoder, labels, model.coding_table())
   data = encoder.finish()
-  np.testing.assert_array_equal(model.decode(Decoder(data), labels.shape, model.coding_table()), labels)
+  np.testing.assert_array_equal(model.coder.decode(Decoder(data), labels.shape, model.coding_table()), labels)
   model_bits = float(model.bits(labels[None])[0])
   assert 8 * len(data) < 1.05 * model_bits + 64
-  assert model.min_bits(labels.shape, model.coding_table()) <= 8 * len(data)
+  assert model.coder.min_bits(labels.shape, model.coding_table()) <= 8 * len(data)
 
 
 def test_bad_labels_and_short_streams_fail_clearly():
   model = lm.LabelMapModel(CLASSES)
   table = model.coding_table()
   with pytest.raises(UsageError, match="symbols must lie in"):
-    model.encode(Encoder(), np.full((2, 2), CLASSES), table)
+    model.coder.encode(Encoder(), np.full((2, 2), CLASSES), table)
   encoder = Encoder()
-  model.encode(encoder, _maps(1)[0], table)
+  model.coder.encode(encoder, _maps(1)[0], table)
   # a cut stream decodes to some map or fails as a bitstream error, never anything else: the container's
   # content check (the codec's) is what tells a wrong map from the right one
   try:
-    labels = model.decode(Decoder(encoder.finish()[:8]), (24, 32), table)
+    labels = model.coder.decode(Decoder(encoder.finish()[:8]), (24, 32), table)
     assert labels.shape == (24, 32) and labels.min() >= 0 and labels.max() < CLASSES
   except BitstreamError:
     pass

@@ -60,6 +60,14 @@ def quantize_pmf(pmf) -> np.ndarray:
   return freq
 
 
+def valid_frequencies(rows) -> bool:
+  """Whether ``rows`` (one row, or a 2-D array of them) are what ``quantize_pmf`` makes: at least two
+  integers >= 1 per row, summing to exactly 2**24. Shipped tables are checked with it before any use."""
+  rows = np.atleast_2d(np.asarray(rows, np.float64))
+  return bool(rows.ndim == 2 and rows.shape[-1] >= 2 and rows.min() >= 1 and np.all(rows == np.round(rows))
+              and np.all(rows.sum(axis=-1) == _TOTAL))
+
+
 class Encoder:
   """Appends symbols to one range-coded stream; ``finish()`` returns its bytes."""
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf
+from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf, valid_frequencies
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.ops import log_logistic_bin, nats_to_bits
 
@@ -41,19 +41,25 @@ class FactorizedTables:
   @classmethod
   def from_arrays(cls, arrays, channels: int) -> "FactorizedTables":
     """Validates shipped tables: one row per channel, integers >= 1 summing to 2**24."""
-    try:
-      offsets = np.asarray(arrays["offsets"], np.int64)
-      freqs = tuple(np.asarray(f, np.float32) for f in arrays["freqs"])
-    except (KeyError, TypeError, ValueError) as e:
-      raise UsageError(f"factorized coding tables are malformed: {e}") from None
-    if offsets.shape != (channels,) or len(freqs) != channels or any(
-        f.ndim != 1 or f.size < 2 or f.min() < 1 or f.sum(dtype=np.float64) != 1 << PRECISION for f in freqs):
-      raise UsageError(f"factorized coding tables do not fit {channels} channels of {PRECISION}-bit frequencies")
-    return cls(offsets, freqs)
+    return cls(*ragged_tables(arrays, "offsets", channels, "factorized"))
 
   def min_bits_per_position(self) -> float:
     """The fewest bits one latent position (every channel) can cost: each channel's likeliest symbol."""
     return float(sum(PRECISION - np.log2(f.max()) for f in self.freqs))
+
+
+def ragged_tables(arrays, key: str, count: int, owner: str, widths=None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+  """Shipped tables of rows of different lengths: ``arrays[key]`` (one integer per row: an offset, a radius)
+  and ``arrays['freqs']``, validated (``count`` rows of ``coder.valid_frequencies``, of ``widths`` if given)."""
+  try:
+    index = np.asarray(arrays[key], np.int64)
+    freqs = tuple(np.asarray(f, np.float32) for f in arrays["freqs"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise UsageError(f"{owner} coding tables are malformed: {e}") from None
+  if index.shape != (count,) or len(freqs) != count or not all(f.ndim == 1 and valid_frequencies(f) for f in freqs) or (
+      widths is not None and any(f.size != w for f, w in zip(freqs, widths(index)))):
+    raise UsageError(f"{owner} coding tables do not fit {count} rows of {PRECISION}-bit frequencies")
+  return index, freqs
 
 
 class FactorizedDensity(nnx.Module):

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special
 
 from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf
-from compzoo.entropy.factorized import unzigzag, zigzag
+from compzoo.entropy.factorized import ragged_tables, unzigzag, zigzag
 from compzoo.errors import BitstreamError, UsageError
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
@@ -78,16 +78,7 @@ class GaussianTables:
   @classmethod
   def from_arrays(cls, arrays) -> "GaussianTables":
     """Validates shipped tables: one row per ladder scale, 2r + 2 integers >= 1 summing to 2**24."""
-    try:
-      radii = np.asarray(arrays["radii"], np.int64)
-      freqs = tuple(np.asarray(f, np.float32) for f in arrays["freqs"])
-    except (KeyError, TypeError, ValueError) as e:
-      raise UsageError(f"gaussian coding tables are malformed: {e}") from None
-    if radii.shape != (SCALE_LEVELS,) or len(freqs) != SCALE_LEVELS or any(
-        f.shape != (2 * r + 2,) or f.min() < 1 or f.sum(dtype=np.float64) != 1 << PRECISION
-        for f, r in zip(freqs, radii)):
-      raise UsageError(f"gaussian coding tables do not fit {SCALE_LEVELS} scales of {PRECISION}-bit frequencies")
-    return cls(radii, freqs)
+    return cls(*ragged_tables(arrays, "radii", SCALE_LEVELS, "gaussian", widths=lambda radii: 2 * radii + 2))
 
   def min_bits_per_symbol(self) -> float:
     return float(min(PRECISION - np.log2(f.max()) for f in self.freqs))

@@ -18,14 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from compzoo.entropy.coder import Decoder, Encoder
 from compzoo.entropy.tables import CausalContextTable
 
 NEIGHBOURS = ((0, -1), (-1, 0), (-1, 1))  # W, N, NE
 
 
 class LabelMapModel(nnx.Module):
-  """The context table (module docstring) for maps of ``classes`` classes (ids 0 .. classes-1)."""
+  """The context table (module docstring) for maps of ``classes`` classes (ids 0 .. classes-1); ``coder``
+  codes a map with a shipped table (``encode(encoder, labels, table)``, ``decode``, ``min_bits``)."""
 
   def __init__(self, classes: int):
     self.classes = classes
@@ -41,16 +41,6 @@ class LabelMapModel(nnx.Module):
 
   def checked_table(self, tables, owner: str) -> np.ndarray:
     return self.coder.table.checked(tables, "labels", self.coder.rows, owner)
-
-  def encode(self, encoder: Encoder, labels: np.ndarray, table: np.ndarray) -> None:
-    """Appends an H×W map (ids in [0, classes)) to ``encoder``, wavefront by wavefront."""
-    self.coder.encode(encoder, labels, table)
-
-  def decode(self, decoder: Decoder, shape: tuple[int, int], table: np.ndarray) -> np.ndarray:
-    return self.coder.decode(decoder, shape, table)
-
-  def min_bits(self, shape: tuple[int, int], table: np.ndarray) -> float:
-    return self.coder.min_bits(shape, table)
 
 
 def fit(model: LabelMapModel, batches, learning_rate: float = 0.05) -> list[float]:

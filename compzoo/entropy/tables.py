@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from compzoo.entropy.categorical import TABLE_SCALE, grid_logits, pmf_from_grid_logits
-from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf
+from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf, valid_frequencies
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.ops import nats_to_bits
 
@@ -62,7 +62,7 @@ class LearnedTable:
     table = np.asarray(table, np.float32)
     if table.shape != (rows, self.levels):
       raise UsageError(f"{owner} export's {key!r} table has shape {table.shape}, expected {(rows, self.levels)}")
-    if table.min() < 1 or np.any(table != np.round(table)) or np.any(table.sum(axis=1, dtype=np.float64) != 1 << PRECISION):
+    if not valid_frequencies(table):
       raise UsageError(f"{owner} export's {key!r} table is not {PRECISION}-bit integer frequencies")
     return table
 
@@ -102,18 +102,20 @@ class CausalContextTable:
     """Wavefronts t = slope·y + x put every neighbour on an earlier front."""
     return 1 + max([dx for dy, dx in self.neighbours if dy < 0] + [0])
 
+  @property
+  def margins(self) -> tuple[int, int, int]:
+    """'Outside' rows above, columns left and right, that every neighbour of a position needs."""
+    return (max(-dy for dy, _ in self.neighbours), max([-dx for _, dx in self.neighbours] + [0]),
+            max([dx for _, dx in self.neighbours] + [0]))
+
   def contexts(self, symbols, xp=jnp):
     """The row of every position of ...×H×W maps (numpy or jax.numpy)."""
-    top = max(-dy for dy, _ in self.neighbours)
-    left = max([-dx for _, dx in self.neighbours] + [0])
-    right = max([dx for _, dx in self.neighbours] + [0])
-    pad = [(0, 0)] * (symbols.ndim - 2) + [(top, 0), (left, right)]
-    padded = xp.pad(symbols, pad, constant_values=self.levels)
+    top, left, right = self.margins
+    padded = xp.pad(symbols, [(0, 0)] * (symbols.ndim - 2) + [(top, 0), (left, right)], constant_values=self.levels)
     height, width = symbols.shape[-2:]
     context = 0
     for dy, dx in self.neighbours:
-      shifted = padded[..., top + dy:top + dy + height, left + dx:left + dx + width]
-      context = context * (self.levels + 1) + shifted
+      context = context * (self.levels + 1) + padded[..., top + dy:top + dy + height, left + dx:left + dx + width]
     return context
 
   def bits(self, param, symbols) -> jax.Array:
@@ -132,10 +134,8 @@ class CausalContextTable:
   def decode(self, decoder: Decoder, shape, table: np.ndarray) -> np.ndarray:
     """The H×W map ``encode`` wrote: each wavefront's rows come from fronts already decoded."""
     height, width = shape
-    top = max(-dy for dy, _ in self.neighbours)
-    left = max([-dx for _, dx in self.neighbours] + [0])
-    padded = np.full((height + top, width + left + max([dx for _, dx in self.neighbours] + [0])), self.levels,
-                     np.int64)
+    top, left, right = self.margins
+    padded = np.full((height + top, width + left + right), self.levels, np.int64)
     for rows, columns in _fronts(height, width, self.slope):
       context = 0
       for dy, dx in self.neighbours:

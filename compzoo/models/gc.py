@@ -396,7 +396,7 @@ class SelectiveCompression(GenerativeCompression):
 
   def encode_symbols(self, symbols, prepared):
     encoder = Encoder()
-    self.label_model.encode(encoder, symbols["labels"], prepared["labels"])
+    self.label_model.coder.encode(encoder, symbols["labels"], prepared["labels"])
     streams = [encoder.finish(), _encode_code(symbols["code"], self._coded(symbols["labels"]), prepared["code"])]
     if self.noise_channels:
       streams.append(int(symbols["seed"][0]).to_bytes(SEED_BYTES, "big"))
@@ -404,7 +404,7 @@ class SelectiveCompression(GenerativeCompression):
 
   def decode_symbols(self, streams, shape, prepared):
     bitstream.expect_streams(streams, 2 + bool(self.noise_channels), "sc", {2: SEED_BYTES} if self.noise_channels else None)
-    labels = self.label_model.decode(Decoder(streams[0]), tuple(shape[:2]), prepared["labels"])
+    labels = self.label_model.coder.decode(Decoder(streams[0]), tuple(shape[:2]), prepared["labels"])
     symbols = {"code": _decode_code(streams[1], self._coded(labels), prepared["code"]), "labels": labels}
     if self.noise_channels:
       symbols["seed"] = np.asarray([int.from_bytes(streams[2], "big")], np.uint32)
@@ -416,7 +416,7 @@ class SelectiveCompression(GenerativeCompression):
 
   def min_stream_bits(self, shape, prepared) -> float:
     """The label map is always coded; the code may be empty (everything synthesized)."""
-    return self.label_model.min_bits(tuple(shape[:2]), prepared["labels"]) + 8 * SEED_BYTES * bool(self.noise_channels)
+    return self.label_model.coder.min_bits(tuple(shape[:2]), prepared["labels"]) + 8 * SEED_BYTES * bool(self.noise_channels)
 
 
 @nnx.jit
