@@ -228,6 +228,11 @@ class GenerativeCompression(LatentCoding, nnx.Module):
   def dequantize(self, symbols):
     return self._with_noise(jnp.asarray(CENTERS)[symbols["code"]], symbols.get("seed"), None)
 
+  def latent_values(self, symbols):
+    """The code's centre values (h×w×C): the latents of a file, as ``quantize(y).values`` are an image's
+    (the generator's other inputs, noise and SC's label features, are not latents)."""
+    return jnp.asarray(CENTERS)[symbols["code"]]
+
   def synthesize(self, values):
     return self.generator(values)
 

@@ -97,7 +97,9 @@ def _values_of(model, images):
 
 @nnx.jit
 def _dequantize(model, symbols):
-  return model.dequantize(symbols)
+  """The latents a file holds: ``latent_values(symbols)`` where a model's dequantized values carry more than
+  its code (GC's noise, SC's label features), else ``dequantize``; what ``quantize(y).values`` gives for an image."""
+  return getattr(model, "latent_values", model.dequantize)(symbols)
 
 
 @nnx.jit
