@@ -137,6 +137,10 @@ FAMILIES = (
     _single("l3c-rgb-shared", "L3C's RGB-shared baseline: RGB pyramid, one predictor for every scale"),
     _single("pixelcnn", "PixelCNN: per-pixel autoregressive lossless coding, one network pass per pixel (the slow "
             "baseline)"),
+    Family("mbt2018-mean", (Entry(
+        "mbt2018-mean", "Minnen et al. 2018 mean-scale hyperprior (no context model), MSE-trained on BSDS500 at "
+        "bmshj2018-factorized's budget (shipped, small)", "q{quality}",
+        {"quality": Points((1, 2, 3, 4), 2, "qualities")}, sweep=tuple({"quality": q} for q in (1, 2, 3, 4))),)),
 )
 
 
