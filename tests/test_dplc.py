@@ -128,9 +128,10 @@ def test_a_rate_zero_file_holds_only_its_seed_and_decodes_to_that_seeds_sample(t
   container = bitstream.unpack(codec.compress(image))
   assert [len(s) for s in container.streams] == [4]
   seed = int.from_bytes(container.streams[0], "big")
-  sample = codec.model.decode_symbols(np.zeros(0, np.int32), seed)
+  code = np.zeros(codec.model.code_shape, np.int32)
+  sample = codec.model.pixels_of_symbols({"code": code, "seed": np.asarray([seed], np.uint32)}, image.shape)
   np.testing.assert_array_equal(codec.decompress(codec.compress(image)), sample)
-  other = codec.model.decode_symbols(np.zeros(0, np.int32), seed + 1)
+  other = codec.model.pixels_of_symbols({"code": code, "seed": np.asarray([seed + 1], np.uint32)}, image.shape)
   assert not np.array_equal(sample, other)  # the seed, not the image, chooses the sample
 
 

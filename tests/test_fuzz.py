@@ -3,14 +3,11 @@ image. 1,000 damaged files per codec, payloads damaged behind valid checksums, a
 (valid files whose header claims a huge image) for every codec. experiments/fuzz_bitstreams.py runs the
 long version and prints the bombs' timings."""
 
-import json
-
 import numpy as np
 import pytest
 
 from compzoo import zoo
-from compzoo.codecs import catalogue
-from compzoo.codecs.learned import shipped
+from compzoo.codecs.learned import one_entry_per_architecture
 from compzoo.bench.fuzz import LOOSE_STREAM_BOUND, check_crafted_headers, fuzz_codec
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
@@ -21,17 +18,8 @@ pytestmark = pytest.mark.slow  # make test-fast leaves these out
 SLOW_TO_DECODE = {"pixelcnn"}
 
 
-def _one_entry_per_architecture() -> list[str]:
-  seen = {}
-  for record in catalogue.FAMILIES:
-    entry = record.entries[0]
-    defaults = {k: p.parse(k, p.default) for k, p in entry.params.items()}
-    config = json.loads((shipped(record.folder, entry.folder(defaults)) / "config.json").read_text())
-    seen.setdefault(config["model"]["name"], entry.name)
-  return [name for architecture, name in seen.items() if architecture not in SLOW_TO_DECODE]
-
-
-CODECS = [name for name, entry in zoo.entries().items() if entry.kind == "classic"] + _one_entry_per_architecture()
+CODECS = [name for name, entry in zoo.entries().items() if entry.kind == "classic"] + [
+    name for architecture, name in one_entry_per_architecture().items() if architecture not in SLOW_TO_DECODE]
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,7 @@ class LearnedCodec(Codec):
     what a task head on compressed representations reads. A file is entropy-decoded only (no pixel is
     synthesized) after the checks ``decompress`` makes, and its symbols must pass the file's check."""
     if not hasattr(self.model, "latents_of_image"):
-      raise UsageError(f"{self.name} has no latent seam (lossless models code pixels, not latents)")
+      raise UsageError(f"{self.name} has no latent seam: it codes pixels (lossless models) or a JPEG (jpeg-refine), not latents")
     if not isinstance(source, (bytes, bytearray, memoryview)):
       return self.model.latents_of_image(check_image(source))
     container = bitstream.unpack(bytes(source))
@@ -120,6 +120,18 @@ def _traits(folder: Path) -> tuple[bool, str]:
   config = json.loads((folder / exports.CONFIG_FILE).read_text())
   model = models.model_class(config["model"])
   return bool(model.LOSSLESS), model.DECODE_GUARANTEE
+
+
+def one_entry_per_architecture() -> dict[str, str]:
+  """{model architecture: the first shipped entry (at its default point) that builds it}: what harnesses
+  that must meet every kind of model once (fuzzing, the latent seam's tests) walk."""
+  seen = {}
+  for record in catalogue.FAMILIES:
+    entry = record.entries[0]
+    defaults = {k: p.parse(k, p.default) for k, p in entry.params.items()}
+    config = json.loads((shipped(record.folder, entry.folder(defaults)) / "config.json").read_text())
+    seen.setdefault(config["model"]["name"], entry.name)
+  return seen
 
 
 def _catalogue_entry(record: catalogue.Family, entry: catalogue.Entry) -> ZooEntry:

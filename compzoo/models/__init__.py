@@ -57,9 +57,11 @@ class CodingModel(Protocol):
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-  """Edge padding of an H×W×C image up to the next multiple of ``multiple`` (decoders crop it off again)."""
-  height, width = image.shape[:2]
-  return np.pad(image, ((0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
+  """Edge padding of an H×W×C image (or a batch, N×H×W×C) up to the next multiple of ``multiple`` (decoders
+  crop it off again)."""
+  height, width = image.shape[-3:-1]
+  pads = ((0, 0),) * (image.ndim - 3) + ((0, -height % multiple), (0, -width % multiple), (0, 0))
+  return np.pad(image, pads, mode="edge")
 
 
 def architectures() -> dict[str, str]:

@@ -29,7 +29,7 @@ from compzoo import bitstream
 from compzoo.entropy import Decoder, Encoder
 from compzoo.entropy.tables import LearnedTable
 from compzoo.errors import BitstreamError, UsageError
-from compzoo.models.latent import file_key
+from compzoo.models.latent import LatentCoding, Quantized, file_key
 from compzoo.nn import leaky_conv_stack
 from compzoo.rd import RDOutput
 
@@ -109,11 +109,13 @@ class Mapping(nnx.Module):
     return self.out(x)
 
 
-class DistributionPreservingCodec(nnx.Module):
-  """E, B, G and the code's tables (see the module docstring); fixed image size, 1 (grey) or 3 channels."""
+class DistributionPreservingCodec(LatentCoding, nnx.Module):
+  """E, B, G and the code's tables (see the module docstring); fixed image size, 1 (grey) or 3 channels.
+  Codes through the latent seam (compzoo/models/latent.py): its symbols are the code and the seed, its
+  latents the code's level values, and what synthesis reads is z = B(code values, noise from the seed)."""
 
-  LOSSLESS = False
   DECODE_GUARANTEE = "shipped-tables"
+  STRIDE = STRIDE
   MAX_PIXELS = None
 
   def __init__(self, size: int = 32, channels: int = 3, code_channels: int = 0, levels: int = 2,
@@ -156,9 +158,9 @@ class DistributionPreservingCodec(nnx.Module):
     if not self.positions:
       reconstruction = self.generator(self.prior_sample(key, count))
       return RDOutput(reconstruction, {"code": jnp.zeros(count)}, self.size * self.size)
-    values, symbols = self.quantize(self.encoder(images))
-    reconstruction = self.generator(self.mapping(self._mapping_inputs(values, self.noise(key, count))))
-    bits = self._code_bits(symbols)
+    quantized = self.quantize(self.analyze(images))
+    reconstruction = self.generator(self._mapped(quantized.values, self.noise(key, count)))
+    bits = self._code_bits(quantized.symbols["code"])
     return RDOutput(reconstruction, {"code": jax.lax.stop_gradient(bits)}, self.size * self.size,
                     entropy_model_loss=jnp.mean(bits) / (self.size * self.size))
 
@@ -173,31 +175,66 @@ class DistributionPreservingCodec(nnx.Module):
     """z = B(E(x), u): what the decoder's generator reads (at rate 0, a prior sample)."""
     if not self.positions:
       return self.prior_sample(key, images.shape[0])
-    values, _ = self.quantize(self.encoder(images))
-    return self.mapping(self._mapping_inputs(values, self.noise(key, images.shape[0])))
+    return self._mapped(self.quantize(self.analyze(images)).values, self.noise(key, images.shape[0]))
 
   def sample(self, key, count: int):
     """G(z), z from the prior: the generative model the decoder is at rate 0."""
     return self.generator(self.prior_sample(key, count))
 
-  def quantize(self, y):
-    """y in (-1, 1) -> (values on L evenly spaced levels, straight-through; integer symbols)."""
-    steps = self.levels - 1
-    symbols = jnp.clip(jnp.round((y + 1.0) * 0.5 * steps), 0, steps)
-    values = symbols * (2.0 / steps) - 1.0
-    return y + jax.lax.stop_gradient(values - y), symbols.astype(jnp.int32)
+  def _mapped(self, values, noise):
+    return self.mapping(jnp.concatenate([values.reshape(values.shape[0], -1), noise], axis=-1))
 
-  def dequantize(self, symbols):
-    return symbols.astype(jnp.float32) * (2.0 / (self.levels - 1)) - 1.0
-
-  def _mapping_inputs(self, values, noise):
-    return jnp.concatenate([values.reshape(values.shape[0], -1), noise], axis=-1)
-
-  def _code_bits(self, symbols):
-    flat = symbols.reshape(symbols.shape[0], -1)
+  def _code_bits(self, code):
+    flat = code.reshape(code.shape[0], -1)
     return self.code_table.bits(self.code_logits[...], flat, jnp.arange(self.positions)).sum(axis=1)
 
-  # Coding (CodingModel): a 32-bit seed stream and the code stream.
+  # The latent seam (compzoo/models/latent.py).
+  def analyze(self, images):
+    """N×size×size×(channels, or 3 for a grey model: it reads the rounded channel mean) -> y in (-1, 1)."""
+    images = jnp.asarray(images, jnp.float32)
+    if self.channels == 1 and images.shape[-1] == 3:
+      images = jnp.round(jnp.mean(images, axis=-1, keepdims=True))
+    if not self.positions:
+      return jnp.zeros((images.shape[0],) + self.code_shape)
+    return self.encoder(images)
+
+  def quantize(self, y) -> Quantized:
+    """y in (-1, 1) -> values on L evenly spaced levels (straight-through) and the integer code. The seed,
+    the file's other symbol, is the image's CRC32 (``symbols_of_images``): no function of y."""
+    steps = self.levels - 1
+    code = jnp.clip(jnp.round((y + 1.0) * 0.5 * steps), 0, steps)
+    values = code * (2.0 / steps) - 1.0
+    return Quantized(y + jax.lax.stop_gradient(values - y), {"code": code.astype(jnp.int32)})
+
+  def latent_values(self, symbols):
+    return symbols["code"].astype(jnp.float32) * (2.0 / (self.levels - 1)) - 1.0
+
+  def dequantize(self, symbols):
+    """The code and seed -> z, the generator's input: B(code values, noise) or, at rate 0, a prior sample."""
+    keys = jax.vmap(file_key)(symbols["seed"][:, 0])
+    if not self.positions:
+      return jax.vmap(lambda key: self.prior_sample(key, 1)[0])(keys)
+    noise = jax.vmap(lambda key: self.noise(key, 1)[0])(keys)
+    return self._mapped(self.latent_values(symbols), noise)
+
+  def synthesize(self, z):
+    """z -> N×size×size×3 (a grey model's channel repeated)."""
+    pixels = self.generator(z)
+    return jnp.repeat(pixels, 3, axis=-1) if self.channels == 1 else pixels
+
+  def symbols_of_images(self, images: np.ndarray) -> dict:
+    """The code, and the seed the encoder stores: the image's CRC32, so one image always makes one file."""
+    self._check_shape(images.shape[1:])
+    symbols = super().symbols_of_images(images)
+    symbols["seed"] = np.asarray([[bitstream.crc32(np.ascontiguousarray(i).tobytes())] for i in images], np.uint32)
+    return symbols
+
+  def content_check(self, symbols) -> int:
+    """The file's check: CRC32 of the seed's bytes and the code (the layout files have always carried)."""
+    seed = int(np.asarray(symbols["seed"]).ravel()[0])
+    return bitstream.crc32(seed.to_bytes(SEED_BYTES, "big") + np.asarray(symbols["code"], np.int32).tobytes())
+
+  # Coding (CodingModel through LatentCoding): a 32-bit seed stream, then the code stream.
   def coding_tables(self) -> dict:
     if not self.positions:
       return {}
@@ -213,61 +250,21 @@ class DistributionPreservingCodec(nnx.Module):
       grey = " (grey digits: the three channels equal)" if self.channels == 1 else ""
       raise error(f"this dplc model codes {self.size}×{self.size} images{grey}; got {shape[1]}×{shape[0]}")
 
-  def encode_image(self, image: np.ndarray, prepared):
-    self._check_shape(image.shape)
-    seed = self.seed_of(image)
-    streams = [seed.to_bytes(SEED_BYTES, "big")]
-    symbols = self.symbols_batch(image[None])[0]
+  def encode_symbols(self, symbols, prepared):
+    streams = [int(np.asarray(symbols["seed"]).ravel()[0]).to_bytes(SEED_BYTES, "big")]
     if self.positions:
       encoder = Encoder()
-      LearnedTable.encode(encoder, symbols, prepared["code"], np.arange(self.positions))
+      LearnedTable.encode(encoder, np.asarray(symbols["code"]).ravel(), prepared["code"], np.arange(self.positions))
       streams.append(encoder.finish())
-    return streams, _check(seed, symbols)
+    return streams
 
-  def decode_image(self, streams, shape, prepared):
+  def decode_symbols(self, streams, shape, prepared):
     self._check_shape(shape, BitstreamError)
     bitstream.expect_streams(streams, 1 + bool(self.positions), "dplc", {0: SEED_BYTES})
-    seed = int.from_bytes(streams[0], "big")
-    symbols = np.zeros(0, np.int32)
+    code = np.zeros(self.positions, np.int32)
     if self.positions:
-      symbols = LearnedTable.decode(Decoder(streams[1]), prepared["code"], np.arange(self.positions))
-    return self.decode_symbols(symbols, seed), _check(seed, symbols)
-
-  def decode_symbols(self, symbols: np.ndarray, seed: int) -> np.ndarray:
-    """The decoder's picture (size×size×3 uint8) for a code and a seed."""
-    return self.decode_batch(np.asarray(symbols)[None], np.asarray([seed]))[0]
-
-  def decode_batch(self, symbols: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """N codes (N × positions) and N seeds -> N×size×size×3 uint8 (evaluation at scale: a batch may round
-    a rare pixel differently from one image at a time, which is what files decode with)."""
-    code = jnp.asarray(np.asarray(symbols, np.int32).reshape((len(seeds),) + self.code_shape))
-    pixels = np.asarray(_decode(self, code, jnp.asarray(np.asarray(seeds, np.uint32))))
-    return np.repeat(pixels, 3, axis=-1) if self.channels == 1 else pixels
-
-  def seed_of(self, image: np.ndarray) -> int:
-    """The seed the encoder stores for an image: its CRC32, so one image always makes one file."""
-    return bitstream.crc32(np.ascontiguousarray(image).tobytes())
-
-  def symbols_batch(self, images: np.ndarray) -> np.ndarray:
-    """N×size×size×3 uint8 -> N × positions code symbols."""
-    if not self.positions:
-      return np.zeros((len(images), 0), np.int32)
-    pixels = np.stack([self._model_pixels(image) for image in images])
-    return np.asarray(_symbols(self, jnp.asarray(pixels))).reshape(len(images), -1)
-
-  def reconstruct(self, image: np.ndarray) -> np.ndarray:
-    """What decoding this image's file gives."""
-    self._check_shape(image.shape)
-    return self.decode_symbols(self.symbols_batch(image[None])[0], self.seed_of(image))
-
-  def reconstruct_batch(self, images: np.ndarray) -> np.ndarray:
-    return self.decode_batch(self.symbols_batch(images), np.asarray([self.seed_of(i) for i in images]))
-
-  def _model_pixels(self, image):
-    """H×W×3 uint8 -> the model's channels (grey models read the channel mean, rounded)."""
-    if self.channels == 3:
-      return image
-    return np.round(image.astype(np.float32).mean(axis=-1, keepdims=True)).astype(np.uint8)
+      code = LearnedTable.decode(Decoder(streams[1]), prepared["code"], np.arange(self.positions))
+    return {"code": code.reshape(self.code_shape), "seed": np.asarray([int.from_bytes(streams[0], "big")], np.uint32)}
 
   def min_stream_bits(self, shape, prepared) -> float:
     """No stream holds an image of another size; otherwise the seed and each position's likeliest symbol."""
@@ -276,26 +273,6 @@ class DistributionPreservingCodec(nnx.Module):
     if not self.positions:
       return 8 * SEED_BYTES
     return 8 * SEED_BYTES + float(LearnedTable.floor_bits(prepared["code"]).sum())
-
-
-def _check(seed: int, symbols: np.ndarray) -> int:
-  return bitstream.crc32(seed.to_bytes(SEED_BYTES, "big") + np.asarray(symbols, np.int32).tobytes())
-
-
-@nnx.jit
-def _symbols(model, images):
-  return model.quantize(model.encoder(images))[1]
-
-
-@nnx.jit
-def _decode(model, code, seeds):
-  keys = jax.vmap(file_key)(seeds)
-  if model.positions:
-    noise = jax.vmap(lambda key: model.noise(key, 1)[0])(keys)
-    z = model.mapping(model._mapping_inputs(model.dequantize(code), noise))
-  else:
-    z = jax.vmap(lambda key: model.prior_sample(key, 1)[0])(keys)
-  return jnp.clip(jnp.round(model.generator(z)), 0, 255).astype(jnp.uint8)
 
 
 def build(size: int = 32, channels: int = 3, code_channels: int = 0, levels: int = 2, latent_dim: int = 64,

@@ -397,7 +397,7 @@ class SelectiveCompression(GenerativeCompression):
     if label_map is None:
       raise UsageError("sc codes an image with its label map (compzoo compress --label-map)")
     symbols = self.sc_symbols(image, label_map)
-    return self.encode_symbols(symbols, prepared), symbols_check(symbols)
+    return self.encode_symbols(symbols, prepared), self.content_check(symbols)
 
   def encode_symbols(self, symbols, prepared):
     encoder = Encoder()

@@ -50,26 +50,40 @@ class LatentCoding:
   def latent_shape(self, shape) -> tuple[int, int]:
     return -(-shape[0] // self.STRIDE), -(-shape[1] // self.STRIDE)
 
+  def symbols_of_images(self, images: np.ndarray) -> dict:
+    """The symbols of N same-shaped H×W×3 uint8 images (edge-padded to a multiple of ``STRIDE``), batched.
+    A model whose file holds a symbol that is no function of its latent (dplc's seed) adds it here."""
+    return _numpy(_symbols_of(self, pad_to_multiple(images, self.STRIDE)))
+
   def symbols_of_image(self, image: np.ndarray) -> dict:
-    """The symbols of one H×W×3 uint8 image (edge-padded to a multiple of ``STRIDE``), unbatched."""
-    return _one(_symbols_of(self, pad_to_multiple(image, self.STRIDE)[None]))
+    return {k: v[0] for k, v in self.symbols_of_images(image[None]).items()}
 
   def pixels_of_symbols(self, symbols: dict, shape) -> np.ndarray:
     """The decoded H×W×3 uint8 image of one image's symbols (``shape``: the image's, before padding)."""
     batched = {k: jnp.asarray(v)[None] for k, v in symbols.items()}
     return np.asarray(_pixels_of(self, batched))[0, :shape[0], :shape[1]]
 
+  def content_check(self, symbols: dict) -> int:
+    """The check a file stores of its symbols; an encoder and decoder that disagree fail it."""
+    return symbols_check(symbols)
+
   def encode_image(self, image: np.ndarray, prepared):
     symbols = self.symbols_of_image(image)
-    return self.encode_symbols(symbols, prepared), symbols_check(symbols)
+    return self.encode_symbols(symbols, prepared), self.content_check(symbols)
 
   def decode_image(self, streams, shape, prepared):
     symbols = self.decode_symbols(streams, shape, prepared)
-    return self.pixels_of_symbols(symbols, shape), symbols_check(symbols)
+    return self.pixels_of_symbols(symbols, shape), self.content_check(symbols)
 
   def reconstruct(self, image: np.ndarray) -> np.ndarray:
     """The model's own reconstruction of an H×W×3 uint8 image: what decoding its bitstream must give."""
     return self.pixels_of_symbols(self.symbols_of_image(image), image.shape)
+
+  def reconstruct_batch(self, images: np.ndarray) -> np.ndarray:
+    """``reconstruct`` of N same-shaped images in one call (evaluation at scale: a batch may round a rare
+    pixel one level differently from one image at a time, which is what files decode with)."""
+    pixels = _pixels_of(self, {k: jnp.asarray(v) for k, v in self.symbols_of_images(images).items()})
+    return np.asarray(pixels)[:, :images.shape[1], :images.shape[2]]
 
   def latents_of_image(self, image: np.ndarray) -> np.ndarray:
     return np.asarray(_values_of(self, pad_to_multiple(image, self.STRIDE)[None]))[0]
@@ -78,11 +92,11 @@ class LatentCoding:
     """(the dequantized latents, the symbols' check): entropy decoding only, no synthesis."""
     symbols = self.decode_symbols(streams, shape, prepared)
     values = np.asarray(_dequantize(self, {k: jnp.asarray(v)[None] for k, v in symbols.items()}))[0]
-    return values, symbols_check(symbols)
+    return values, self.content_check(symbols)
 
 
-def _one(batched: dict) -> dict:
-  return {k: np.asarray(v)[0] for k, v in batched.items()}
+def _numpy(batched: dict) -> dict:
+  return {k: np.asarray(v) for k, v in batched.items()}
 
 
 @nnx.jit
