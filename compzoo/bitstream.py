@@ -17,7 +17,7 @@ import dataclasses
 import struct
 import zlib
 
-from compzoo.errors import BitstreamError
+from compzoo.errors import BitstreamError, UsageError
 
 MAGIC = b"CZOO"
 VERSION = 1
@@ -46,11 +46,11 @@ def crc32(data) -> int:
 def pack(container: Container) -> bytes:
   name = container.codec.encode("utf-8")
   if len(name) > 0xFFFF:
-    raise ValueError("codec name too long")
+    raise UsageError("codec name too long")
   if len(container.streams) > _MAX_STREAMS:
-    raise ValueError(f"at most {_MAX_STREAMS} streams")
+    raise UsageError(f"at most {_MAX_STREAMS} streams")
   if len(container.weights_id) != WEIGHTS_ID_BYTES:
-    raise ValueError(f"weights id must be {WEIGHTS_ID_BYTES} bytes")
+    raise UsageError(f"weights id must be {WEIGHTS_ID_BYTES} bytes")
   height, width, channels = container.shape
   flags = 0 if container.content_check is None else _FLAG_CONTENT_CHECK
   parts = [

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compzoo.errors import UsageError
+
 # Wang, Simoncelli, Bovik, "Multi-scale structural similarity for image quality assessment" (2003).
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -111,7 +113,7 @@ def ms_ssim(a, b, max_value: float = 255.0, weights=MS_SSIM_WEIGHTS):
   scales = len(weights)
   need = 11 * 2 ** (scales - 1)
   if min(a.shape[1], a.shape[2]) < need:
-    raise ValueError(f"ms_ssim with {scales} scales needs images of at least {need}x{need}, got {a.shape[1:3]}")
+    raise UsageError(f"ms_ssim with {scales} scales needs images of at least {need}x{need}, got {a.shape[1:3]}")
   factors = []
   for scale in range(scales):
     full, cs = _ssim_terms(a, b, max_value, kernel)
@@ -134,11 +136,11 @@ def _halve(x):
 def _as_batch(a, b):
   a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
   if a.shape != b.shape:
-    raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    raise UsageError(f"images differ in shape: {a.shape} vs {b.shape}")
   if a.ndim == 3:
     return a[None], b[None], False
   if a.ndim != 4:
-    raise ValueError(f"expected HxWxC or NxHxWxC images, got shape {a.shape}")
+    raise UsageError(f"expected HxWxC or NxHxWxC images, got shape {a.shape}")
   return a, b, True
 
 
@@ -161,7 +163,7 @@ def sliced_wasserstein(a, b, levels: int = 4, patch: int = 7, patches_per_image:
   for level in range(levels):
     height, width = pyramids[0][level].shape[1:3]
     if min(height, width) < patch:
-      raise ValueError(f"images too small for {levels} pyramid levels with {patch}x{patch} patches")
+      raise UsageError(f"images too small for {levels} pyramid levels with {patch}x{patch} patches")
     rows = rng.integers(0, height - patch + 1, (count, patches_per_image))
     cols = rng.integers(0, width - patch + 1, (count, patches_per_image))
     descriptors = [_normalize(_patches(p[level], rows, cols, patch), p[level].shape[3]) for p in pyramids]
@@ -217,7 +219,7 @@ def frechet_distance(features_a, features_b) -> float:
   trace comes from the eigenvalues of S_a^(1/2) S_b S_a^(1/2), symmetric, so no complex parts arise."""
   a, b = (np.asarray(f, np.float64) for f in (features_a, features_b))
   if a.ndim != 2 or a.shape[1:] != b.shape[1:] or min(len(a), len(b)) < 2:
-    raise ValueError(f"frechet_distance takes two N×D feature sets with N >= 2, got {a.shape} and {b.shape}")
+    raise UsageError(f"frechet_distance takes two N×D feature sets with N >= 2, got {a.shape} and {b.shape}")
   mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
   cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
   values, vectors = np.linalg.eigh(cov_a)

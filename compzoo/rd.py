@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from compzoo import metrics
+from compzoo.errors import UsageError
 
 
 @flax.struct.dataclass
@@ -54,7 +55,7 @@ def distortion(target, reconstruction, kind: str = "mse", ms_ssim_scales: int = 
     ms_ssim = jnp.mean(metrics.ms_ssim(target, reconstruction, weights=weights))
     colour = metrics.mse(metrics.block_means(target), metrics.block_means(reconstruction))
     return 1.0 - ms_ssim + (mse_weight * metrics.mse(target, reconstruction) + colour_weight * colour) / 255.0**2
-  raise ValueError(f"unknown distortion {kind!r}; use 'mse' or 'ms_ssim'")
+  raise UsageError(f"unknown distortion {kind!r}; use 'mse' or 'ms_ssim'")
 
 
 def rate_distortion_loss(output: RDOutput, target, lmbda: float, kind: str = "mse",

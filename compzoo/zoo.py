@@ -24,7 +24,7 @@ def _collect(*modules) -> dict[str, ZooEntry]:
   for module in modules:
     for entry in module.ENTRIES:
       if entry.name in registry:
-        raise ValueError(f"zoo entry {entry.name!r} declared twice")
+        raise UsageError(f"zoo entry {entry.name!r} declared twice")
       registry[entry.name] = entry
   return dict(sorted(registry.items()))
 

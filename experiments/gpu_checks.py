@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from compzoo.errors import UsageError
+
 # One paper-size variant per family: the one whose step runs the most of the family's networks.
 FAMILY_VARIANTS = {"bmshj2018_factorized": "gpu", "cpm": "gpu-mid", "dplc": "gpu-cifar10-wpp",
                    "feature_net": "gpu-camvid", "gc": "gpu-sc", "l3c": "gpu", "latent_tasks": "gpu-camvid-joint-mid",
@@ -97,7 +99,7 @@ def entry_folder(name: str) -> Path:
     return Path(found.args[0]).relative_to(learned.WEIGHTS_ROOT)
   finally:
     learned.LearnedCodec.from_path = original
-  raise ValueError(f"{name} loads no weights folder")
+  raise UsageError(f"{name} loads no weights folder")
 
 
 def stand_in_tree(names, root: Path) -> dict[str, str]:
@@ -106,7 +108,6 @@ def stand_in_tree(names, root: Path) -> dict[str, str]:
   'shipped' | 'stand-in'}."""
   from compzoo import exports, models
   from compzoo.codecs.learned import SHIPPED_WEIGHTS
-  from compzoo.errors import UsageError
   shutil.copytree(SHIPPED_WEIGHTS, root, copy_function=os.symlink, dirs_exist_ok=True)
   kinds = {}
   for name in names:

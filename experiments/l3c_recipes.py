@@ -24,6 +24,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
+from compzoo.errors import UsageError
 from experiments import launch
 from experiments.configs import presets
 
@@ -86,7 +87,7 @@ RECIPES = {
 def recipe_config(name: str, steps: int, weights: str = "l3c", seed: int = 0, variant: str = "cpu"):
   from experiments.configs import l3c
   if name not in RECIPES:
-    raise ValueError(f"unknown recipe {name!r}; use one of {', '.join(RECIPES)}")
+    raise UsageError(f"unknown recipe {name!r}; use one of {', '.join(RECIPES)}")
   config = l3c.get_config(variant)
   config.data = presets.data("bsds500", config.data.crop, config.data.batch_size, downscale=2)  # the old recipe
   config.optimizer.learning_rate = 1e-3

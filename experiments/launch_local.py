@@ -22,6 +22,8 @@ import time
 
 from absl import app, flags
 
+from compzoo.errors import UsageError
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("processes", 2, "How many processes to start.")
 flags.DEFINE_integer("devices_per_process", 2, "Fake CPU devices in each process.")
@@ -40,7 +42,7 @@ def commands(processes: int, devices_per_process: int, app_args: list[str], port
              timeout: int = 30) -> list[tuple[list[str], dict[str, str]]]:
   """(argv, environment) of each process of a local run of experiments.train (tests start them with it)."""
   if processes < 1 or devices_per_process < 1:
-    raise ValueError(f"need at least one process and one device, got {processes} x {devices_per_process}")
+    raise UsageError(f"need at least one process and one device, got {processes} x {devices_per_process}")
   port = port or free_port()
   xla_flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", os.environ.get("XLA_FLAGS", "")).strip()
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES=str(devices_per_process), XLA_FLAGS=xla_flags,

@@ -4,7 +4,7 @@ import pytest
 
 from compzoo.entropy import device_tables
 from compzoo.entropy.coder import PRECISION, Decoder, Encoder, quantize_pmf
-from compzoo.errors import BitstreamError
+from compzoo.errors import BitstreamError, UsageError
 
 
 def test_quantize_pmf_sums_and_floor(rng):
@@ -92,7 +92,7 @@ def test_mixed_stream_round_trip(rng):
 
 
 def test_encoder_rejects_out_of_range_symbols():
-  with pytest.raises(ValueError):
+  with pytest.raises(UsageError):
     Encoder().put(np.array([3]), np.ones((1, 3)))
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from compzoo import exports, models
 from compzoo.codecs.catalogue import DPLC_OBJECTIVES
+from compzoo.errors import UsageError
 from train_helpers import tiny_config
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
@@ -163,7 +164,7 @@ def test_l3c_recipes_change_one_thing_at_the_same_pixels_per_step():
     assert config.objective == base.objective, name
   assert recipe_config("native", 10).data.train_splits == "train+test"
   assert recipe_config("mix-wide", 10).model.features == 48 and recipe_config("mix", 10).model == base.model
-  with pytest.raises(ValueError, match="unknown recipe"):
+  with pytest.raises(UsageError, match="unknown recipe"):
     recipe_config("bigger", 10)
   photos = recipe_config("photos", 10)  # issue #32: continuations of the shipped weights on artefact-free photos
   assert photos.train.init_from.endswith("weights/l3c") and photos.optimizer.learning_rate == 5e-4

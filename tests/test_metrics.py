@@ -8,6 +8,7 @@ import skimage.data
 from skimage.metrics import structural_similarity
 
 from compzoo import metrics
+from compzoo.errors import UsageError
 
 # tf.image.ssim_multiscale / tf.image.ssim (TensorFlow 2, max_val=255) on the pairs built by _pair below;
 # produced by experiments/tools/ms_ssim_reference.py in a scratch environment with TensorFlow.
@@ -47,7 +48,7 @@ def test_ms_ssim_identity_batch_and_gradient(astronaut):
   assert values.shape == (2,)
   grad = jax.jit(jax.grad(lambda x: metrics.ms_ssim(x, jnp.asarray(batch[0]))))(jnp.asarray(batch[1]))
   assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
-  with pytest.raises(ValueError):
+  with pytest.raises(UsageError):
     metrics.ms_ssim(astronaut[:100, :100], astronaut[:100, :100])
 
 
@@ -112,7 +113,7 @@ def test_sliced_wasserstein_separates_distributions(rng):
   assert abs(far[3] - near[3]) < 0.05 * near[3]  # blur leaves the coarsest level alone
   assert np.mean(near) < np.mean(farther)
   assert sliced_wasserstein(real, blurred, seed=3) == sliced_wasserstein(real, blurred, seed=3)
-  with pytest.raises(ValueError):
+  with pytest.raises(UsageError):
     sliced_wasserstein(real[:, :20, :20], real[:, :20, :20])
 
 
@@ -123,5 +124,5 @@ def test_frechet_distance_of_gaussians_matches_its_closed_form():
   # |mu_a - mu_b|^2 + tr(I + 4I - 2 * 2I) = 5 + 3
   assert abs(metrics.frechet_distance(a, b) - 8.0) < 0.25
   assert abs(metrics.frechet_distance(a, a[::-1])) < 1e-6
-  with pytest.raises(ValueError, match="N×D"):
+  with pytest.raises(UsageError, match="N×D"):
     metrics.frechet_distance(a, b[:, :2])

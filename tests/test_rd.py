@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from compzoo import rd
+from compzoo.errors import UsageError
 
 
 def _output(recon=None):
@@ -27,7 +28,7 @@ def test_rate_distortion_loss_and_rate_target():
   assert float(loss) == pytest.approx(2.0)  # under the target the rate costs nothing
   loss, _ = rd.rate_distortion_loss(out, target, lmbda=0.5, rate_target=10.0, beta=3.0)
   assert float(loss) == pytest.approx(3.0 + 2.0)
-  with pytest.raises(ValueError):
+  with pytest.raises(UsageError):
     rd.distortion(target, target, "l1")
 
 

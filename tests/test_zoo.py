@@ -10,6 +10,7 @@ import pytest
 from compzoo import bitstream, exports, models, zoo
 from compzoo.codecs import classic
 from compzoo.codecs.base import fit_image, sample_side
+from compzoo.errors import UsageError
 from train_helpers import tiny_config
 
 ENTRIES = sorted(zoo.entries())
@@ -63,5 +64,5 @@ def test_entry(name, image, weights):
 
 
 def test_duplicate_names_are_refused():
-  with pytest.raises(ValueError, match="declared twice"):
+  with pytest.raises(UsageError, match="declared twice"):
     zoo._collect(classic, classic)

@@ -141,7 +141,7 @@ class ZooEntry:
 
   def __post_init__(self):
     if ":" in self.name or "," in self.name:
-      raise ValueError(f"zoo entry name {self.name!r} may not contain ':' or ','")
+      raise UsageError(f"zoo entry name {self.name!r} may not contain ':' or ','")
 
   @functools.cached_property
   def _traits(self) -> tuple[bool | None, str]:
@@ -149,7 +149,7 @@ class ZooEntry:
       return self.declared_lossless, self.declared_guarantee
     lossless, guarantee = self.traits()
     if guarantee not in GUARANTEES:
-      raise ValueError(f"the model of zoo entry {self.name!r} states no known decode guarantee ({guarantee!r})")
+      raise UsageError(f"the model of zoo entry {self.name!r} states no known decode guarantee ({guarantee!r})")
     return lossless, guarantee
 
   @property

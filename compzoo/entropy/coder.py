@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import constriction
 
-from compzoo.errors import BitstreamError
+from compzoo.errors import BitstreamError, UsageError
 
 PRECISION = 24  # bits; constriction's range coder works at 24-bit probability precision.
 _TOTAL = 1 << PRECISION
@@ -37,7 +37,7 @@ def quantize_pmf(pmf) -> np.ndarray:
   pmf = np.asarray(pmf, dtype=np.float32)
   n, levels = pmf.shape
   if levels < 2 or levels > _MAX_LEVELS:
-    raise ValueError(f"alphabet size must be in [2, {_MAX_LEVELS}], got {levels}")
+    raise UsageError(f"alphabet size must be in [2, {_MAX_LEVELS}], got {levels}")
   bad = ~np.isfinite(pmf.sum(axis=1)) | (pmf.min(axis=1) < 0)
   if bad.any():
     pmf = np.where(bad[:, None], np.float32(1.0 / levels), pmf)
@@ -86,9 +86,9 @@ class Encoder:
       return
     freq = np.asarray(freq, np.float32)
     if freq.shape[0] != symbols.size:
-      raise ValueError(f"{symbols.size} symbols but {freq.shape[0]} probability rows")
+      raise UsageError(f"{symbols.size} symbols but {freq.shape[0]} probability rows")
     if symbols.min() < 0 or symbols.max() >= freq.shape[1]:
-      raise ValueError(f"symbols must lie in [0, {freq.shape[1]}), got [{symbols.min()}, {symbols.max()}]")
+      raise UsageError(f"symbols must lie in [0, {freq.shape[1]}), got [{symbols.min()}, {symbols.max()}]")
     self._coder.encode(symbols, _FAMILY, freq)
 
   def put_table(self, symbols, freq_row) -> None:
@@ -163,7 +163,7 @@ def _pieces(size: int):
   """Splits an alphabet into (shift, piece) digits, low first: one exact digit when constriction takes
   the size whole (so L levels cost log2(L) bits), else 16-bit digits."""
   if size > 1 << 32:
-    raise ValueError(f"uniform alphabet too large: {size}")
+    raise UsageError(f"uniform alphabet too large: {size}")
   if size < _MAX_UNIFORM:
     return [(0, size)]
   pieces, shift = [], 0

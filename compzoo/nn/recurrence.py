@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compzoo.errors import UsageError
+
 
 @dataclasses.dataclass(frozen=True)
 class Memory:
@@ -33,7 +35,7 @@ class Memory:
 
   def __post_init__(self):
     if self.stride < 1 or self.topk < 1 or self.block < 1:
-      raise ValueError(f"memory stride, topk and block must be positive, got {self}")
+      raise UsageError(f"memory stride, topk and block must be positive, got {self}")
 
   def entries(self, steps: int) -> int:
     """How many states a sequence of ``steps`` keeps."""

@@ -47,12 +47,12 @@ class ClusterSpec:
   def __post_init__(self):
     given = [value is not None for value in (self.coordinator, self.num_processes, self.process_id)]
     if any(given) and not all(given):
-      raise ValueError("give the coordinator address, the number of processes and the process id together, "
+      raise UsageError("give the coordinator address, the number of processes and the process id together, "
                        "or none of them to let JAX discover the cluster")
     if self.num_processes is not None and not 0 <= self.process_id < self.num_processes:
-      raise ValueError(f"process id {self.process_id} is not in 0 ... {self.num_processes - 1}")
+      raise UsageError(f"process id {self.process_id} is not in 0 ... {self.num_processes - 1}")
     if self.timeout_s < 1:
-      raise ValueError(f"the timeout must be at least 1 second, got {self.timeout_s}")
+      raise UsageError(f"the timeout must be at least 1 second, got {self.timeout_s}")
 
 
 class Cluster:

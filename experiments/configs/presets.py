@@ -13,6 +13,8 @@ import itertools
 
 import ml_collections
 
+from compzoo.errors import UsageError
+
 SIZES = ("tiny", "cpu", "gpu")
 DATA_DIR = ".data/tfds"
 # Paths are relative to the repository root, where experiments run (../shared sits beside it).
@@ -72,7 +74,7 @@ def parse_variant(variant: str, *choices: tuple[str, ...]) -> tuple[str, ...]:
   for combination in itertools.product(*choices):
     if _name(combination) == variant:
       return combination
-  raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(all_variants(*choices))}")
+  raise UsageError(f"unknown variant {variant!r}; use one of {', '.join(all_variants(*choices))}")
 
 
 def all_variants(*choices: tuple[str, ...]) -> list[str]:
