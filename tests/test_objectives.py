@@ -91,8 +91,6 @@ class PointAutoencoder(nnx.Module):
   def __init__(self, rngs):
     self.encoder = _mlp([4, 32, 2], rngs)
     self.decoder = _mlp([2, 32, 4], rngs)
-    self.latent_discriminator = nnx.Sequential(nnx.Linear(2, 32, rngs=rngs), jax.nn.leaky_relu,
-                                               nnx.Linear(32, 1, rngs=rngs), lambda x: x[:, 0])
 
   def encode(self, x, key=None):
     return self.encoder(x)
@@ -110,9 +108,8 @@ def _manifold(i, n=128):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("penalty", ["mmd", "adversarial"])
-def test_wae_reconstructs_and_matches_the_prior(penalty):
-  model, history = _train(PointAutoencoder(nnx.Rngs(1)), dict(name="wae", penalty=penalty, penalty_weight=1.0),
+def test_wae_reconstructs_and_matches_the_prior():
+  model, history = _train(PointAutoencoder(nnx.Rngs(1)), dict(name="wae", penalty_weight=1.0),
                           _manifold, 400, learning_rate=3e-3)
   assert np.mean([h["loss"] for h in history[-20:]]) < 0.3 * np.mean([h["loss"] for h in history[:5]])
   latents = model.encode(_manifold(999, 512)["image"])

@@ -6,8 +6,8 @@ of the training record (label maps, labels, ...): a model reads what it uses and
 Models that code images also implement ``CodingModel``; lossy ones do it through the latent seam of
 compzoo/models/latent.py.
 
-Training-only networks (a GAN's discriminator or a WGAN's critic, both under ``discriminator``; a WAE's
-``latent_discriminator``) live under the attribute names in ``TRAINING_ONLY``: exports leave them out, so
+Training-only networks (a GAN's discriminator or a WGAN's critic, both under ``discriminator``) live under
+the attribute names in ``TRAINING_ONLY``: exports leave them out, so
 they are neither shipped nor part of the weights id, and a model built for decoding
 (``build(..., training=False)``) has none.
 """
@@ -27,7 +27,7 @@ from compzoo.errors import UsageError
 # Config name -> module, discovered: every module of this package that declares ``ARCHITECTURE`` (and a
 # ``build`` whose return annotation is its model class). Adding a method is adding its module.
 ARCHITECTURES: dict[str, str] = {}
-TRAINING_ONLY = ("discriminator", "latent_discriminator")
+TRAINING_ONLY = ("discriminator",)
 
 
 class CodingModel(Protocol):

@@ -9,8 +9,7 @@ by path, never by name suffix:
   - ``model.discriminator(images, side) -> (logits, features)``: GAN discriminator or WGAN critic, given
     the record's side data (a label map, for a conditional discriminator); a multi-scale discriminator's
     logits are a list of per-scale maps, each scale weighted equally;
-  - WAE: ``model.encode(images, key) -> latents (N, d)`` and ``model.prior_sample(key, n) -> (N, d)``; with
-    the adversarial penalty, ``model.latent_discriminator(latents) -> logits``.
+  - WAE: ``model.encode(images, key) -> latents (N, d)`` and ``model.prior_sample(key, n) -> (N, d)``.
 Discriminator steps come first and see the generator's output with gradients stopped; the generator step
 then sees the updated discriminator (alternating updates, as in Agustsson et al. 2019).
 """
@@ -29,7 +28,6 @@ from compzoo.train.objectives import Objective, forward, global_norm, side_data,
 
 _GENERATOR = nnx.All(nnx.Param, nnx.Not(nnx.Any(*(nnx.PathContains(part) for part in TRAINING_ONLY))))
 _DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
-_LATENT_DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("latent_discriminator"))
 PIXEL_SCALE = 127.5  # grey levels per unit of an image in [-1, 1]: the gradient penalty's unit
 
 
@@ -182,47 +180,25 @@ MMD_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 @flax.struct.dataclass
 class WAE(Objective):
-  """Wasserstein autoencoder (Tolstikhin et al. 2018): d(x, G(E(x))) + penalty_weight * D(Q_Z, P_Z), with D
-  an MMD (inverse multiquadratic kernel) or a latent discriminator (non-saturating GAN on latents)."""
+  """Wasserstein autoencoder (Tolstikhin et al. 2018): d(x, G(E(x))) + penalty_weight * MMD(Q_Z, P_Z), with
+  an inverse multiquadratic kernel, the WAE-MMD that distribution-preserving compression builds on (its
+  WAE-GAN variant, a latent discriminator, was never trained here and is not kept)."""
 
-  penalty: str = static_field("mmd")  # or "adversarial"
   penalty_weight: float = 1.0
   distortion: str = static_field("mse")
   rate_weight: float = 0.0
   kernel_scales: tuple = static_field(MMD_SCALES)
 
-  def __post_init__(self):
-    if self.penalty not in ("mmd", "adversarial"):
-      raise UsageError(f"WAE penalty {self.penalty!r}: use 'mmd' or 'adversarial'")
-
   def groups(self):
-    groups = {"model": _GENERATOR}
-    if self.penalty == "adversarial":
-      groups["latent_discriminator"] = _LATENT_DISCRIMINATOR
-    return groups
+    return {"model": _GENERATOR}
 
   def update(self, model, optimizers, batch, key):
     images = batch["image"]
     encode_key, prior_key = jax.random.split(key)
     prior = model.prior_sample(prior_key, images.shape[0])
-    result = {}
-    if self.penalty == "adversarial":
-      encoded = jax.lax.stop_gradient(model.encode(images, encode_key))
-
-      def latent_discriminator_loss(model):
-        return (jnp.mean(jax.nn.softplus(-model.latent_discriminator(prior)))
-                + jnp.mean(jax.nn.softplus(model.latent_discriminator(encoded))))
-
-      result["latent_discriminator_loss"], grads = nnx.value_and_grad(
-          latent_discriminator_loss, argnums=nnx.DiffState(0, optimizers["latent_discriminator"].wrt))(model)
-      optimizers["latent_discriminator"].update(model, grads)
 
     def wae_loss(model):
-      latents = model.encode(images, encode_key)
-      if self.penalty == "mmd":
-        penalty = mmd(latents, prior, self.kernel_scales)
-      else:
-        penalty = jnp.mean(jax.nn.softplus(-model.latent_discriminator(latents)))
+      penalty = mmd(model.encode(images, encode_key), prior, self.kernel_scales)
       output = forward(model, batch, encode_key)  # the same noise as the latents the penalty saw
       distortion = rd.distortion(images, output.reconstruction, self.distortion)
       loss = (distortion + self.penalty_weight * penalty + self.rate_weight * output.bpp()
@@ -232,7 +208,7 @@ class WAE(Objective):
     (loss, terms), grads = nnx.value_and_grad(
         wae_loss, argnums=nnx.DiffState(0, optimizers["model"].wrt), has_aux=True)(model)
     optimizers["model"].update(model, grads)
-    return {"loss": loss, **terms, **result, "grad_norm": global_norm(grads)}
+    return {"loss": loss, **terms, "grad_norm": global_norm(grads)}
 
 
 @flax.struct.dataclass

@@ -49,8 +49,8 @@ def get_config(variant: str = "cpu-mnist-wgan"):
   critic_steps = 2 if size == "tiny" else 5
   objectives = {
       "generator": (dict(name="wgan_gp", critic_steps=critic_steps, penalty_weight=10.0), wgan_optimizer),
-      "wgan": (dict(name="wae", penalty="mmd", penalty_weight=MMD_WEIGHT), presets.optimizer(1e-3, warmup=100)),
-      "wae": (dict(name="wae", penalty="mmd", penalty_weight=MMD_WEIGHT), presets.optimizer(1e-3, warmup=100)),
+      "wgan": (dict(name="wae", penalty_weight=MMD_WEIGHT), presets.optimizer(1e-3, warmup=100)),
+      "wae": (dict(name="wae", penalty_weight=MMD_WEIGHT), presets.optimizer(1e-3, warmup=100)),
       "wpp": (dict(name="wasserstein_pp", critic_steps=critic_steps, gradient_penalty=10.0, penalty_weight=MMD_WEIGHT,
                    adversarial_weight=1.0), wgan_optimizer),
       "mse": (dict(name="rate_distortion", lmbda=1.0, distortion="mse"), presets.optimizer(1e-3, warmup=100)),
