@@ -125,19 +125,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
                        progress: bool = True) -> dict[str, float]:
   """Trains to config.train.steps (resuming from WORKDIR/checkpoints); stops early after a checkpoint at
   step ``stop_at`` (as a preempted job would) or once ``config.train.max_seconds`` have passed. Returns
-  the last logged metrics."""
+  the last logged metrics. The phases: resume or warm-start, place on the mesh, open the data, run the
+  steps (logging, evaluating and checkpointing as the config says), export."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  train_cfg = config.train
-  total = train_cfg.steps
-  budget = float(train_cfg.get("max_seconds", 0) or 0)
   started = time.monotonic()
   mesh = mesh_lib.make_mesh()
   mesh_lib.check_batch_size(config.data.batch_size, mesh)
-  chief = jax.process_index() == 0
-
   objective, train_state = new_train_state(config)
-  checkpoints = checkpoints_lib.Checkpoints(workdir, keep=train_cfg.get("keep_checkpoints", 2))
+  checkpoints = checkpoints_lib.Checkpoints(workdir, keep=config.train.get("keep_checkpoints", 2))
+  try:
+    start = _resume_or_warm_start(config, workdir, train_state, checkpoints)
+    graphdef, state = _place_restored(train_state, checkpoints, start, mesh)
+    batches, eval_records = _open_data(config, start, mesh)
+    steps = _Steps(config, workdir, stop_at, started, mesh, train_state, checkpoints)
+    state, last = steps.run(objective, graphdef, state, batches, eval_records, start, progress)
+  finally:
+    checkpoints.close()
+  nnx.update(train_state, state)
+  if (steps.done == config.train.steps or config.train.get("export_on_stop", False)) and _chief():
+    exports.write(workdir / "export", config, train_state.model)
+  return last
+
+
+def _chief() -> bool:
+  return jax.process_index() == 0
+
+
+def _resume_or_warm_start(config, workdir: Path, train_state: TrainState, checkpoints) -> int:
+  """The step to start from: the latest checkpoint's (whose run must have this model, objective and
+  freeze), else 0, after a warm start from ``train.init_from`` if one is set."""
   start = checkpoints.latest_step() or 0
   if start:
     saved = checkpoints.config(start)
@@ -145,76 +162,100 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
       if saved[section].to_dict() != config[section].to_dict():
         raise UsageError(f"{workdir} holds a run with another {section} ({saved[section].to_dict()}); "
                          "resume with its config or use a new workdir")
-    if groups.parse_prefixes(saved.train.get("freeze", "")) != groups.parse_prefixes(train_cfg.get("freeze", "")):
+    if groups.parse_prefixes(saved.train.get("freeze", "")) != groups.parse_prefixes(config.train.get("freeze", "")):
       raise UsageError(f"{workdir} holds a run that froze {saved.train.get('freeze', '') or 'nothing'}; "
                        "resume with the same train.freeze or use a new workdir")
-  elif train_cfg.get("init_from"):
-    report = groups.warm_start(train_state.model, train_cfg.init_from)
-    if chief:
+  elif config.train.get("init_from"):
+    report = groups.warm_start(train_state.model, config.train.init_from)
+    if _chief():
       groups.write_report(report, workdir)
       print(report.summary())
+  return start
 
+
+def _place_restored(train_state: TrainState, checkpoints, start: int, mesh):
+  """``place``, with checkpoint ``start`` restored into the placed state (every process restores the
+  replicated arrays of the whole mesh)."""
   graphdef, state = place(train_state, mesh)
-  if start:  # into the placed state: every process restores the replicated arrays of the whole mesh
+  if start:
     nnx.update(train_state, state)
     checkpoints.restore(start, train_state.model, train_state.optimizers)
     state = nnx.state(train_state)
-  step_fn = compile_step(objective, graphdef, mesh)
-  eval_fn = compile_eval(objective, graphdef, mesh)
+  return graphdef, state
 
+
+def _open_data(config, start: int, mesh):
+  """(this process's training batches from step ``start``, the evaluation batch replicated on the mesh)."""
   train_source = pipeline.record_source(config.data, "train")
   degrade = config.data.get("jpeg_quality")
   eval_records = pipeline.eval_batch(_eval_source(config.data, train_source), config.data.crop,
-                                     train_cfg.get("eval_images", 4), degrade)
-  log_reads = train_cfg.get("log_reads", False)
-  batches = pipeline.train_batches(train_source, config.data.crop, config.data.batch_size, seed=train_cfg.seed,
+                                     config.train.get("eval_images", 4), degrade)
+  batches = pipeline.train_batches(train_source, config.data.crop, config.data.batch_size, seed=config.train.seed,
                                    start_step=start, flip=config.data.get("flip", True), jpeg_quality=degrade,
-                                   shard=(jax.process_index(), jax.process_count()), with_indices=log_reads,
-                                   darken=config.data.get("darken"))
-  eval_records = mesh_lib.replicate(eval_records, mesh)
-  base_key = jax.random.PRNGKey(train_cfg.seed)
-  log = MetricsLog(workdir, start, total, progress=progress) if chief else NoLog()
-  reads = ReadsLog(workdir, jax.process_index(), start) if log_reads else None
-  last, pending, interval_start, done = {}, [], time.perf_counter(), start
-  try:
-    for step in range(start, total):
-      local = next(batches)
-      if reads:
-        reads.write(step, local.pop("source_index"))
-      batch = mesh_lib.shard_batch(local, mesh)
-      state, step_metrics = step_fn(state, batch, jax.random.fold_in(base_key, step), step)
-      pending.append(step_metrics)
-      done = step + 1
-      log.advance()
-      out_of_time = budget > 0 and mesh_lib.agree(time.monotonic() - started >= budget)
-      finished = done == total or done == stop_at or out_of_time
-      if done % train_cfg.log_every == 0 or finished:
-        last = _mean(pending)
-        seconds = time.perf_counter() - interval_start
-        # interval_s: this row's wall time, so summing a column of metrics.csv gives training hours across resumes
-        last["images_per_s"], last["interval_s"] = len(pending) * config.data.batch_size / seconds, seconds
-        if not np.isfinite(last["loss"]):
-          raise CompzooError(f"loss became {last['loss']} by step {done}; lower the learning rate or check the data")
-        log.scalars(done, last)
-        pending, interval_start = [], time.perf_counter()
-      if done % train_cfg.eval_every == 0 or finished:
-        values, pictures = eval_fn(state, eval_records)
-        log.evaluation(done, {k: float(v) for k, v in values.items()},
-                       None if pictures is None else np.asarray(pictures))
-      if train_cfg.checkpoint_every and (done % train_cfg.checkpoint_every == 0 or finished):
-        nnx.update(train_state, state)
-        checkpoints.save(done, train_state.model, train_state.optimizers, config)
-      if finished:
-        if out_of_time and done < total:
-          print(f"stopped at step {done} of {total}: train.max_seconds={budget:g} spent; run again to resume")
-        break
-  finally:
-    log.close()
-    checkpoints.close()
-  nnx.update(train_state, state)
-  if (done == total or train_cfg.get("export_on_stop", False)) and chief:
-    exports.write(workdir / "export", config, train_state.model)
-  return last
+                                   shard=(jax.process_index(), jax.process_count()),
+                                   with_indices=config.train.get("log_reads", False), darken=config.data.get("darken"))
+  return batches, mesh_lib.replicate(eval_records, mesh)
+
+
+class _Steps:
+  """The step loop and what it does on the way: log every ``log_every``, evaluate every ``eval_every``,
+  checkpoint every ``checkpoint_every`` and at the stop (the end, ``stop_at`` or the time budget)."""
+
+  def __init__(self, config, workdir: Path, stop_at, started: float, mesh, train_state, checkpoints):
+    self.config, self.workdir, self.stop_at, self.started, self.mesh = config, workdir, stop_at, started, mesh
+    self.train_state, self.checkpoints = train_state, checkpoints
+    self.budget = float(config.train.get("max_seconds", 0) or 0)
+    self.done = 0
+
+  def run(self, objective, graphdef, state, batches, eval_records, start: int, progress: bool):
+    train = self.config.train
+    step_fn = compile_step(objective, graphdef, self.mesh)
+    eval_fn = compile_eval(objective, graphdef, self.mesh)
+    base_key = jax.random.PRNGKey(train.seed)
+    log = MetricsLog(self.workdir, start, train.steps, progress=progress) if _chief() else NoLog()
+    reads = ReadsLog(self.workdir, jax.process_index(), start) if train.get("log_reads", False) else None
+    last, pending, interval_start, self.done = {}, [], time.perf_counter(), start
+    try:
+      for step in range(start, train.steps):
+        local = next(batches)
+        if reads:
+          reads.write(step, local.pop("source_index"))
+        state, step_metrics = step_fn(state, mesh_lib.shard_batch(local, self.mesh),
+                                      jax.random.fold_in(base_key, step), step)
+        pending.append(step_metrics)
+        self.done = done = step + 1
+        log.advance()
+        out_of_time = self.budget > 0 and mesh_lib.agree(time.monotonic() - self.started >= self.budget)
+        finished = done == train.steps or done == self.stop_at or out_of_time
+        if done % train.log_every == 0 or finished:
+          last = self._log_interval(log, done, pending, interval_start)
+          pending, interval_start = [], time.perf_counter()
+        if done % train.eval_every == 0 or finished:
+          values, pictures = eval_fn(state, eval_records)
+          log.evaluation(done, {k: float(v) for k, v in values.items()},
+                         None if pictures is None else np.asarray(pictures))
+        if train.checkpoint_every and (done % train.checkpoint_every == 0 or finished):
+          nnx.update(self.train_state, state)
+          self.checkpoints.save(done, self.train_state.model, self.train_state.optimizers, self.config)
+        if finished:
+          if out_of_time and done < train.steps:
+            print(f"stopped at step {done} of {train.steps}: train.max_seconds={self.budget:g} spent; "
+                  "run again to resume")
+          break
+    finally:
+      log.close()
+    return state, last
+
+  def _log_interval(self, log, done: int, pending: list, interval_start: float) -> dict[str, float]:
+    """The interval's mean metrics, its throughput and wall time (``interval_s``: summing the column of
+    metrics.csv gives training hours across resumes); a loss that is not finite stops the run."""
+    last = _mean(pending)
+    seconds = time.perf_counter() - interval_start
+    last["images_per_s"], last["interval_s"] = len(pending) * self.config.data.batch_size / seconds, seconds
+    if not np.isfinite(last["loss"]):
+      raise CompzooError(f"loss became {last['loss']} by step {done}; lower the learning rate or check the data")
+    log.scalars(done, last)
+    return last
 
 
 def _eval_source(data, train_source):
