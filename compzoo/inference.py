@@ -22,11 +22,11 @@ from flax import nnx
 
 from compzoo import bitstream, exports
 from compzoo.codecs.learned import WEIGHTS_ROOT
-from compzoo.data.images import CAMVID_CLASSES
+from compzoo.data.images import CAMVID_CLASSES, CAMVID_VOID
 from compzoo.errors import BitstreamError, UsageError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-TASKS = {"cifar10": CIFAR10_CLASSES, "camvid": CAMVID_CLASSES[:-1]}  # CamVid's void is never predicted
+TASKS = {"cifar10": CIFAR10_CLASSES, "camvid": CAMVID_CLASSES[:CAMVID_VOID]}  # CamVid's void is never predicted
 ROOT = WEIGHTS_ROOT / "latent-tasks"
 META_FILE = "task.json"
 

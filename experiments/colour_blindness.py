@@ -19,8 +19,9 @@ from absl import app, flags
 
 from compzoo import metrics, rd
 from compzoo.data import image_set
+from experiments.configs import presets
 
-_IMAGES = flags.DEFINE_string("images", "../shared/data/train/bsds500/train", "image folder, or 'embedded'")
+_IMAGES = flags.DEFINE_string("images", f"{presets.BSDS500}/train", "image folder, or 'embedded'")
 _LIMIT = flags.DEFINE_integer("limit", 40, "use only the first N images (0: all)")
 _CROP = flags.DEFINE_integer("crop", 96, "side of the random crop taken from each image")
 _SCALES = flags.DEFINE_integer("scales", 4, "MS-SSIM scales (4 fit 96-pixel crops)")

@@ -32,6 +32,7 @@ from compzoo.bench.distribution import FeatureNetwork
 from compzoo.codecs.catalogue import DPLC_OBJECTIVES, DPLC_RATES
 from compzoo.codecs.learned import WEIGHTS_ROOT, LearnedCodec
 from compzoo.data import pipeline
+from experiments.configs import presets
 
 _DATASET = flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10"], "data set (its test split is measured)")
 _WEIGHTS = flags.DEFINE_string("weights", "", "tree of exports: generator/, OBJECTIVE/rRATE/ (default: shipped)")
@@ -43,8 +44,7 @@ _RATES = flags.DEFINE_list("rates", [], "rates (code channels) measured (default
 _FEATURE_ACCURACY = flags.DEFINE_bool("feature_accuracy", False, "only print the feature network's accuracy")
 _PNGS = flags.DEFINE_string("pngs", "", "only write the test images as PNGs here (for compzoo bench --images)")
 
-DATA = {"mnist": dict(source="mnist_idx", path="../shared/data/mnist"),
-        "cifar10": dict(source="class_zips", path="../shared/data/cifar10")}
+DATA = {name: {k: presets.DATASETS[name][k] for k in ("source", "path")} for name in ("mnist", "cifar10")}
 SIZE = 32
 
 

@@ -29,13 +29,13 @@ from compzoo.bench.distribution import FeatureNetwork
 from compzoo.codecs.catalogue import SC_SYNTHESIZE
 from compzoo.codecs.learned import LearnedCodec
 from compzoo.data import images as image_files
+from compzoo.data.images import CAMVID_VOID as VOID
 from compzoo.models import segmenter
 
 SETS = {"camvid": "../shared/data/camvid/test", "kodak": "../shared/data/kodak"}
 LOWEST = ("jpeg:quality=0", "webp:quality=0", "avif:quality=0", "jpegxl:distance=25")
 DEFAULT_CODECS = ("gc", "gc-mse", "sc", "bmshj2018-factorized:quality=1", "cpm-low") + LOWEST
 SYNTHESIZE = SC_SYNTHESIZE.default_ids  # the region sc synthesizes by default: sky, road, tree
-VOID = 11
 
 _SET = flags.DEFINE_enum("set", "camvid", list(SETS), "image set")
 _CODECS = flags.DEFINE_list("codecs", list(DEFAULT_CODECS), "zoo codecs (families expand to their sweep)")

@@ -32,8 +32,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+from experiments.configs import presets
+
 BUNDLE = Path(".gpu-bundle")
-SHARED_DATA = Path("../shared/data")
+SHARED_DATA = Path(presets.SHARED_DATA)
 WHEEL_CACHE = Path.home() / ".cache" / "compzoo" / "wheels"
 # What the GPU image lacks (its package list: /work/.library/device/KINDS.md) and the run imports.
 WHEELS = ("ml_collections", "constriction", "grain", "array_record", "portpicker", "tensorboardX", "imagecodecs")

@@ -122,9 +122,9 @@ def start_checks(args, bundle: Path, scratch: Path) -> list[tuple[str, subproces
   # Each check may take a sixth of the GPU's memory (they share it with the training in this process), and
   # runs in a session of its own so that its decoding children die with it.
   env = dict(os.environ, XLA_PYTHON_CLIENT_MEM_FRACTION="0.15")
-  for name, flags in commands:
+  for name, arguments in commands:
     out, err = open(scratch / f"{name}.json", "w"), open(scratch / f"{name}.log", "w")
-    started.append((name, subprocess.Popen([sys.executable, "-m", "experiments.gpu_checks", *flags], stdout=out,
+    started.append((name, subprocess.Popen([sys.executable, "-m", "experiments.gpu_checks", *arguments], stdout=out,
                                            stderr=err, env=env, start_new_session=True)))
   return started
 

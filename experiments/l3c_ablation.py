@@ -17,12 +17,13 @@ from pathlib import Path
 from absl import app, flags, logging
 
 from experiments import launch
+from experiments.configs import presets
 from experiments.l3c_recipes import launch_worker, run_pool  # also define --steps, --parallel, --out, --val_limit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("variants", ["cpu", "cpu-rgb", "cpu-rgb-shared"], "l3c.py variants to compare.")
 flags.DEFINE_list("seeds", ["0", "1"], "Training seeds: each variant runs once per seed.")
-flags.DEFINE_string("kodak", "../shared/data/kodak", "The second scoring set.")
+flags.DEFINE_string("kodak", presets.KODAK, "The second scoring set.")
 
 RECIPE = "photos-scratch"
 

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from absl import app, flags
 
+from experiments.configs import presets
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["l3c", "l3c-rgb"], "Shipped L3C entries or export folders.")
-flags.DEFINE_string("images", "../shared/data/lossless-photos/val", "Folder of images.")
+flags.DEFINE_string("images", f"{presets.LOSSLESS_PHOTOS}/val", "Folder of images.")
 flags.DEFINE_string("out", "runs/l3c-bits", "Where bits.json and bits.md go.")
 flags.DEFINE_integer("limit", 0, "Use the first N images (0: all).")
 

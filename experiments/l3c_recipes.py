@@ -41,10 +41,9 @@ flags.DEFINE_enum("variant", "cpu", ["cpu", "cpu-rgb", "cpu-rgb-shared"],
                   "The l3c.py variant every recipe changes: the ablation runs the same recipes on each.")
 flags.DEFINE_string("worker", None, "Internal: train this one recipe in this process.")
 
-_BSDS = "../shared/data/train/bsds500"
 _CAMVID = "../shared/data/camvid"
 _DATA = {  # training data choices: data sections of experiments/configs/presets.DATASETS' kind
-    "bsds": dict(source="folder", path=_BSDS, train_splits="train+test"),
+    "bsds": dict(source="folder", path=presets.BSDS500, train_splits="train+test"),
     "camvid": dict(source="paired_folders", path=_CAMVID),
     "mix": dict(presets.DATASETS["bsds500+camvid"]),
     "photos": dict(presets.DATASETS["lossless-photos"]),
@@ -54,7 +53,7 @@ _DATA = {  # training data choices: data sections of experiments/configs/presets
     "photos-mix": dict(source="mixture", parts=[
         dict(presets.DATASETS["lossless-photos"], data_dir=presets.DATA_DIR),
         dict(presets.DATASETS["lossless-photos"], data_dir=presets.DATA_DIR, downscale=2),
-        dict(source="folder", path=_BSDS, downscale=2, data_dir=presets.DATA_DIR)]),
+        dict(source="folder", path=presets.BSDS500, downscale=2, data_dir=presets.DATA_DIR)]),
 }
 _CONTINUE = {"train.init_from": "WEIGHTS", "optimizer.learning_rate": 5e-4}
 # name: (what it changes, config overrides as dotted paths). The first is the shipped recipe before #17.

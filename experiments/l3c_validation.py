@@ -3,11 +3,10 @@ per sub-pixel on whole images. lossless-photos val (photographs with no JPEG his
 on since issue #32), CamVid's val split and BSDS500's val split box-downscaled by 2 (its JPEG history averaged
 away); never Kodak or CamVid test, which are the reported sets."""
 
-_BSDS = "../shared/data/train/bsds500"
-_CAMVID = "../shared/data/camvid"
-_PHOTOS = "../shared/data/lossless-photos"
-VALIDATION = {"lossless-photos-val": f"{_PHOTOS}/val", "camvid-val": f"{_CAMVID}/val/images",
-              "bsds-val-x2": f"{_BSDS}/val"}
+from experiments.configs.presets import BSDS500, CAMVID, LOSSLESS_PHOTOS
+
+VALIDATION = {"lossless-photos-val": f"{LOSSLESS_PHOTOS}/val", "camvid-val": f"{CAMVID}/val/images",
+              "bsds-val-x2": f"{BSDS500}/val"}
 
 
 def validation_images(limit: int = 0, names=()) -> dict[str, list]:

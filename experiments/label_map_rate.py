@@ -18,14 +18,15 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from compzoo.data import load_label_map
+from compzoo.data import CAMVID_CLASSES, load_label_map
 from compzoo.entropy import Decoder, Encoder
 from compzoo.entropy import label_map as lm
+from experiments.configs import presets
 
-_ROOT = flags.DEFINE_string("camvid", "../shared/data/camvid", "CamVid folder (train/labels, test/labels)")
+_ROOT = flags.DEFINE_string("camvid", presets.CAMVID, "CamVid folder (train/labels, test/labels)")
 _STEPS = flags.DEFINE_integer("steps", 400, "Adam steps on the train maps (batches of 16)")
 _TEST = flags.DEFINE_integer("test", 0, "first N test maps (0: all)")
-CLASSES = 12  # 11 classes and void
+CLASSES = len(CAMVID_CLASSES)  # with void
 
 
 def _maps(folder: Path, limit: int = 0) -> np.ndarray:

@@ -29,6 +29,7 @@ from flax import nnx
 from compzoo import inference, metrics, zoo
 from compzoo.codecs.catalogue import LATENT_RATES
 from compzoo.data import pipeline
+from compzoo.data.images import CAMVID_VOID
 from compzoo.models import segmenter
 from experiments.configs import presets
 
@@ -36,7 +37,6 @@ _TASK = flags.DEFINE_enum("task", "cifar10", list(inference.TASKS), "task")
 _OUT = flags.DEFINE_string("out", "runs/lt-eval", "output folder")
 _LIMIT = flags.DEFINE_integer("limit", 0, "use only the first N test images (0: all)")
 _BATCH = 100
-VOID = 11
 
 
 def test_records(task: str, limit: int) -> list[dict]:
@@ -73,7 +73,7 @@ class Scorer:
 
   def __init__(self, task: str):
     self.task, self.correct, self.count = task, 0, 0
-    self.counts = np.zeros((11, 11), np.int64)
+    self.counts = np.zeros((CAMVID_VOID, CAMVID_VOID), np.int64)
 
   def add(self, probabilities: np.ndarray, record: dict) -> None:
     if self.task == "cifar10":
@@ -81,7 +81,7 @@ class Scorer:
       self.count += 1
     else:
       labels = np.asarray(record["label_map"]).reshape(probabilities.shape[:2])
-      self.counts += segmenter.confusion(np.argmax(probabilities, -1), labels, 11, VOID)
+      self.counts += segmenter.confusion(np.argmax(probabilities, -1), labels, CAMVID_VOID, CAMVID_VOID)
 
   def score(self) -> float:
     return self.correct / max(self.count, 1) if self.task == "cifar10" else segmenter.mean_iou(self.counts)[0]

@@ -1,6 +1,5 @@
 """BD-rates, RD curves over zoo families, and the report that carries them."""
 
-import numpy as np
 import pytest
 
 from compzoo.bench import expand_sweeps, write_reports

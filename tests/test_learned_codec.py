@@ -1,8 +1,6 @@
 """A model from a checkpoint or an export is a real codec: bytes out, its own reconstruction back in,
 any image size, files bound to their weights, and the CLI's --weights."""
 
-import jax
-import ml_collections
 import numpy as np
 import pytest
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from compzoo import bitstream, jpeg, metrics, models, zoo
+from compzoo import bitstream, jpeg, models, zoo
 from compzoo.codecs.learned import LearnedCodec
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.models.refine import patch_grid, unpatch

@@ -4,7 +4,6 @@ model and say what they did not, exports leave training-only networks out of the
 id, and a run stops under a wall-clock budget and resumes."""
 
 import json
-from pathlib import Path
 
 import jax
 import ml_collections

@@ -16,9 +16,11 @@ from compzoo.errors import CompzooError, UsageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 EMBEDDED = ("astronaut", "coffee", "chelsea", "motorcycle_left", "motorcycle_right")
-# CamVid's label-map classes by id (../shared/data/camvid/README.md); 11 is void (unlabelled).
+# CamVid's label-map classes by id (../shared/data/camvid/README.md); the last, 11, is void (unlabelled):
+# segmenters predict the CAMVID_VOID classes before it, and their losses and scores ignore it.
 CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian",
                   "bicyclist", "void")
+CAMVID_VOID = CAMVID_CLASSES.index("void")
 
 
 def load_image(path) -> np.ndarray:

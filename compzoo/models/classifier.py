@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from compzoo.pixels import to_signed
+
 ARCHITECTURE = "classifier"  # the config name of this model (compzoo/models/__init__.py discovers it)
 
 
@@ -30,7 +32,7 @@ class ImageClassifier(nnx.Module):
 
   def features(self, images):
     """N×H×W×C in [0, 255] -> N×features: the embedding distances are measured in."""
-    x = jnp.asarray(images, jnp.float32) / 127.5 - 1.0
+    x = to_signed(images)
     for convs, norms in zip(self.convs, self.norms):
       for conv, norm in zip(convs, norms):
         x = jax.nn.relu(norm(conv(x)))

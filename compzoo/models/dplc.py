@@ -31,16 +31,13 @@ from compzoo.entropy.tables import LearnedTable
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.models.latent import LatentCoding, Quantized, file_key
 from compzoo.nn import leaky_conv_stack
+from compzoo.pixels import from_tanh, to_signed
 from compzoo.rd import RDOutput
 
 ARCHITECTURE = "dplc"  # the config name of this model (compzoo/models/__init__.py discovers it)
 
 STRIDE = 16
 SEED_BYTES = 4
-
-
-def _normalise(images):
-  return jnp.asarray(images, jnp.float32) / 127.5 - 1.0
 
 
 class Generator(nnx.Module):
@@ -58,7 +55,7 @@ class Generator(nnx.Module):
     x = self.project(z).reshape(z.shape[0], 4, 4, self.start)
     for norm, up in zip(self.norms, self.ups):
       x = up(jax.nn.relu(norm(x)))
-    return (jnp.tanh(x) + 1.0) * 127.5
+    return from_tanh(x)
 
 
 class Critic(nnx.Module):
@@ -74,7 +71,7 @@ class Critic(nnx.Module):
 
   def __call__(self, images, side=None):
     del side
-    x, features = leaky_conv_stack(_normalise(images), self.convs, self.norms)
+    x, features = leaky_conv_stack(to_signed(images), self.convs, self.norms)
     return self.score(x.reshape(x.shape[0], -1))[:, 0], features
 
 
@@ -90,7 +87,7 @@ class CodeEncoder(nnx.Module):
     self.norm = nnx.LayerNorm(code_channels, reduction_axes=(1, 2, 3), rngs=rngs)
 
   def __call__(self, images):
-    x = _normalise(images)
+    x = to_signed(images)
     for conv in self.convs:
       x = jax.nn.leaky_relu(conv(x), 0.2)
     return jnp.tanh(self.norm(self.out(x)))

@@ -30,8 +30,9 @@ from compzoo.entropy.label_map import LabelMapModel
 from compzoo.entropy.tables import LearnedTable
 from compzoo.errors import UsageError
 from compzoo.models import pad_to_multiple
-from compzoo.models.latent import LatentCoding, Quantized, file_key, symbols_check
+from compzoo.models.latent import LatentCoding, Quantized, file_key
 from compzoo.nn import leaky_conv_stack
+from compzoo.pixels import from_tanh, to_signed
 from compzoo.quantize import soft_to_hard
 from compzoo.rd import RDOutput
 
@@ -118,7 +119,7 @@ class Generator(nnx.Module):
       x = block(x)
     for up in self.ups:
       x = up(x)
-    return (jnp.tanh(self.out(x)) + 1.0) * 127.5
+    return from_tanh(self.out(x))
 
 
 class PatchDiscriminator(nnx.Module):
@@ -155,7 +156,7 @@ class MultiScaleDiscriminator(nnx.Module):
     if min(images.shape[1:3]) < self.min_side():
       raise UsageError(f"a {len(self.scales)}-scale discriminator needs crops of at least {self.min_side()} "
                        f"pixels a side, got {images.shape[2]}×{images.shape[1]}")
-    x = jnp.asarray(images, jnp.float32) / 127.5 - 1.0
+    x = to_signed(images)
     if self.label_classes:
       x = jnp.concatenate([x, jax.nn.one_hot(side["label_map"], self.label_classes)], axis=-1)
     logits, features = [], []
@@ -216,7 +217,7 @@ class GenerativeCompression(LatentCoding, nnx.Module):
 
   # The latent seam (compzoo/models/latent.py).
   def analyze(self, images):
-    return self.encoder(jnp.asarray(images, jnp.float32) / 127.5 - 1.0)
+    return self.encoder(to_signed(images))
 
   def quantize(self, y) -> Quantized:
     values, symbols = soft_to_hard(y, jnp.asarray(CENTERS), self.sigma)

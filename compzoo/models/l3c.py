@@ -34,6 +34,7 @@ from compzoo.entropy import Decoder, DiscretizedLogisticMixture, Encoder, Unifor
 from compzoo.errors import UsageError
 from compzoo.models import pad_to_multiple
 from compzoo.nn import ResidualBlock
+from compzoo.pixels import to_signed
 from compzoo.quantize import soft_to_hard
 from compzoo.rd import RDOutput
 
@@ -149,7 +150,7 @@ class L3C(nnx.Module):
   def _pyramid(self, images):
     """[x, z(1), ..., z(S)] as symbols (floats holding integers; learned ones carry soft gradients)."""
     symbols = [images]
-    values = images * (2.0 / 255.0) - 1.0
+    values = to_signed(images)
     for s in range(self.scales):
       if self.learned:
         centers = jnp.linspace(-1.0, 1.0, self.aux_model.levels)

@@ -29,6 +29,7 @@ from compzoo.errors import UsageError
 from compzoo.models import bmshj2018
 from compzoo.models.segmenter import Stage
 from compzoo.models.latent import LatentCoding, Quantized
+from compzoo.pixels import to_signed
 from compzoo.rd import RDOutput
 
 ARCHITECTURE = "latent_task"  # the config name of this model (compzoo/models/__init__.py discovers it)
@@ -143,7 +144,7 @@ class TaskModel(LatentCoding, nnx.Module):
     clipped as a decoder writes them) or the original pixels, as the head's float input."""
     images = jnp.asarray(images, jnp.float32)
     if self.path == "original":
-      return images / 127.5 - 1.0
+      return to_signed(images)
     height, width = images.shape[1:3]
     multiple = self.STRIDE
     padded = jnp.pad(images, ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
@@ -154,7 +155,7 @@ class TaskModel(LatentCoding, nnx.Module):
 
   @staticmethod
   def pixels_to_inputs(pixels):
-    return jnp.clip(quantizers.ste_round(pixels), 0, 255) / 127.5 - 1.0
+    return to_signed(jnp.clip(quantizers.ste_round(pixels), 0, 255))
 
   def predict(self, inputs, size):
     """Task logits from head inputs (N×classes, or N×H×W×classes for an image of ``size``)."""

@@ -21,6 +21,7 @@ from flax import nnx
 
 from compzoo import bitstream
 from compzoo.entropy import PRECISION, Decoder, DiscretizedLogisticMixture, Encoder
+from compzoo.pixels import to_signed
 from compzoo.rd import RDOutput
 
 ARCHITECTURE = "pixelcnn"  # the config name of this model (compzoo/models/__init__.py discovers it)
@@ -69,7 +70,7 @@ class PixelCNN(nnx.Module):
     del key, side
     images = jnp.asarray(images, jnp.float32)
     r = self.radius
-    padded = jnp.pad(images * (2.0 / 255.0) - 1.0, ((0, 0), (r, 0), (r, r), (0, 0)))
+    padded = jnp.pad(to_signed(images), ((0, 0), (r, 0), (r, r), (0, 0)))
     params = self._params(padded)
     bits = self.pixel_model.bits(images, params).sum(axis=(1, 2, 3))
     return RDOutput(None, {"x": bits}, images.shape[1] * images.shape[2])
@@ -136,7 +137,7 @@ class PixelCNN(nnx.Module):
 def _values(pixels) -> np.ndarray:
   """Pixels -> network inputs in [-1, 1], in float32 whatever the integer type (encoder and decoder hold
   different ones), so both sides feed identical windows."""
-  return np.asarray(pixels).astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+  return to_signed(np.asarray(pixels))
 
 
 def build(*, rngs: nnx.Rngs, **settings) -> PixelCNN:

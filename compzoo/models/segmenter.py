@@ -14,6 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from compzoo.data.images import CAMVID_VOID
+from compzoo.pixels import to_signed
+
 ARCHITECTURE = "segmenter"  # the config name of this model (compzoo/models/__init__.py discovers it)
 
 DEPTH = 3  # poolings: inputs are padded to a multiple of 2**DEPTH
@@ -33,7 +36,7 @@ class Stage(nnx.Module):
 
 
 class Segmenter(nnx.Module):
-  def __init__(self, classes: int = 11, width: int = 16, *, rngs: nnx.Rngs):
+  def __init__(self, classes: int = CAMVID_VOID, width: int = 16, *, rngs: nnx.Rngs):
     widths = [width * 2 ** i for i in range(DEPTH + 1)]
     self.classes, self.channels = classes, 3
     self.downs = nnx.List([Stage(i, o, rngs=rngs) for i, o in zip([3] + widths[:-2], widths[:-1])])
@@ -42,7 +45,7 @@ class Segmenter(nnx.Module):
     self.head = nnx.Conv(widths[0], classes, (1, 1), rngs=rngs)
 
   def _encode(self, images):
-    x = jnp.asarray(images, jnp.float32) / 127.5 - 1.0
+    x = to_signed(images)
     skips = []
     for stage in self.downs:
       x = stage(x)
@@ -98,5 +101,5 @@ def mean_iou(counts: np.ndarray) -> tuple[float, np.ndarray]:
   return float(np.nanmean(iou)), iou
 
 
-def build(classes: int = 11, width: int = 16, *, rngs: nnx.Rngs) -> Segmenter:
+def build(classes: int = CAMVID_VOID, width: int = 16, *, rngs: nnx.Rngs) -> Segmenter:
   return Segmenter(classes, width, rngs=rngs)

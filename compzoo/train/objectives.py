@@ -28,6 +28,7 @@ import numpy as np
 from flax import nnx
 
 from compzoo import metrics, rd
+from compzoo.data.images import CAMVID_VOID
 from compzoo.errors import UsageError
 from compzoo.train import credit
 
@@ -238,9 +239,9 @@ class Classification(SingleLoss):
 @flax.struct.dataclass
 class Segmentation(SingleLoss):
   """Per-pixel cross-entropy of ``model.segment(images, side)`` against the record's ``label_map``; pixels
-  labelled ``ignore`` (CamVid's void, 11) or beyond the model's classes count for nothing."""
+  labelled ``ignore`` (CamVid's void) or beyond the model's classes count for nothing."""
 
-  ignore: int = static_field(11)
+  ignore: int = static_field(CAMVID_VOID)
 
   def _terms(self, model, batch):
     logits = model.segment(batch["image"], side_data(batch))
@@ -273,7 +274,7 @@ class TaskRateDistortion(SingleLoss):
   beta: float = 1.0
   task_weight: float = 1.0
   task: str = static_field("classification")
-  ignore: int = static_field(11)
+  ignore: int = static_field(CAMVID_VOID)
 
   def __post_init__(self):
     if self.task not in ("classification", "segmentation"):

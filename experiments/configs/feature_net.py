@@ -12,6 +12,7 @@ frames, random 128-pixel crops, flipped, void pixels ignored), measured on the t
 ``python -m experiments.dplc_eval --feature_accuracy``). Variant = size-dataset.
 """
 
+from compzoo.data.images import CAMVID_VOID
 from experiments.configs import presets
 
 DATASETS = ("mnist", "cifar10", "camvid")
@@ -22,8 +23,8 @@ def get_config(variant: str = "cpu-mnist"):
   size, dataset = presets.parse_variant(variant, presets.SIZES, DATASETS)
   if dataset == "camvid":
     width, crop, batch, steps = {"tiny": (4, 32, 2, 30), "cpu": (16, 128, 8, 3000), "gpu": (32, 176, 16, 20_000)}[size]
-    return presets.config(model=dict(name="segmenter", classes=11, width=width),
-                          objective=dict(name="segmentation", ignore=11),
+    return presets.config(model=dict(name="segmenter", classes=CAMVID_VOID, width=width),
+                          objective=dict(name="segmentation", ignore=CAMVID_VOID),
                           data=presets.data("camvid", crop, batch, flip=True),
                           optimizer=presets.optimizer(2e-3, warmup=100),
                           train=presets.train(size, steps, eval_images=32))

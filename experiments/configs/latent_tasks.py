@@ -30,6 +30,7 @@ rgb|latent|joint, R low|mid|high. Each job reads the workdirs of the jobs before
   rate-distortion loss (same λ, target, beta) + the task's cross-entropy, on the task's data.
 """
 
+from compzoo.data.images import CAMVID_VOID
 from experiments.configs import presets
 
 RATES = {"low": 0.1, "mid": 0.33, "high": 0.64}  # rate targets, bpp on the training crops
@@ -85,11 +86,11 @@ def get_config(variant: str = "cpu-codec-mid"):
   rate = parts[2] if len(parts) > 2 else ""
   model = dict(name="latent_task", task="classify" if task == "cifar10" else "segment",
                path="latent" if path == "joint" else path, codec=_codec(size), head=_head(task, size),
-               classes=10 if task == "cifar10" else 11)
+               classes=10 if task == "cifar10" else CAMVID_VOID)
   objective_name = "classification" if task == "cifar10" else "segmentation"
   steps = {"tiny": 30, "cpu": 2000 if task == "cifar10" else 1200, "gpu": 100_000}[size]
   train = presets.train(size, steps, eval_images=256 if task == "cifar10" else 32)
-  objective = dict(name=objective_name) if task == "cifar10" else dict(name=objective_name, ignore=11)
+  objective = dict(name=objective_name) if task == "cifar10" else dict(name=objective_name, ignore=CAMVID_VOID)
   if path in ("rgb", "latent"):
     train.update(init_from=f"codec={RUNS}/codec-{rate}", freeze="codec")
   elif path == "joint":

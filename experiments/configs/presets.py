@@ -17,19 +17,23 @@ from compzoo.errors import UsageError
 
 SIZES = ("tiny", "cpu", "gpu")
 DATA_DIR = ".data/tfds"
-# Paths are relative to the repository root, where experiments run (../shared sits beside it).
+# The shared data sets, relative to the repository root where experiments run (../shared sits beside it):
+# the one place their folders are spelt.
+SHARED_DATA = "../shared/data"
+BSDS500, CAMVID, CIFAR10, MNIST, KODAK, LOSSLESS_PHOTOS = (f"{SHARED_DATA}/{name}" for name in (
+    "train/bsds500", "camvid", "cifar10", "mnist", "kodak", "lossless-photos"))
 DATASETS = {
-    "bsds500": dict(source="folder", path="../shared/data/train/bsds500"),
-    "camvid": dict(source="paired_folders", path="../shared/data/camvid", eval_split="val"),
-    "cifar10": dict(source="class_zips", path="../shared/data/cifar10", eval_split="test"),
-    "mnist": dict(source="mnist_idx", path="../shared/data/mnist", eval_split="test"),
+    "bsds500": dict(source="folder", path=BSDS500),
+    "camvid": dict(source="paired_folders", path=CAMVID, eval_split="val"),
+    "cifar10": dict(source="class_zips", path=CIFAR10, eval_split="test"),
+    "mnist": dict(source="mnist_idx", path=MNIST, eval_split="test"),
     "embedded": dict(source="embedded"),
     # 61 photographs with no measurable JPEG history (47 train, 14 val): what lossless models learn from (#32).
-    "lossless-photos": dict(source="folder", path="../shared/data/lossless-photos", eval_split="val"),
+    "lossless-photos": dict(source="folder", path=LOSSLESS_PHOTOS, eval_split="val"),
     # BSDS500's train and test photos at native resolution and CamVid's train frames, one record each (issue #17).
     "bsds500+camvid": dict(source="mixture", parts=[
-        dict(source="folder", path="../shared/data/train/bsds500", train_splits="train+test", data_dir=DATA_DIR),
-        dict(source="paired_folders", path="../shared/data/camvid", data_dir=DATA_DIR)]),
+        dict(source="folder", path=BSDS500, train_splits="train+test", data_dir=DATA_DIR),
+        dict(source="paired_folders", path=CAMVID, data_dir=DATA_DIR)]),
 }
 _SCHEDULES = {  # steps are set per method; these are the logging and checkpoint cadences
     "tiny": dict(log_every=10, eval_every=50, checkpoint_every=50),
