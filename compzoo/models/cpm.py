@@ -148,7 +148,7 @@ class FactorizedPrior(nnx.Module):
     return jnp.broadcast_to(self.table.logits(self.logits[...])[None, :, None, None], (n, c, h, w, self.table.levels))
 
 
-class Encoder2D(nnx.Module):
+class Analysis(nnx.Module):
   def __init__(self, features: int, blocks: int, out_channels: int, *, rngs: nnx.Rngs):
     conv = lambda i, o: nnx.Conv(i, o, (5, 5), strides=2, rngs=rngs)
     self.down1, self.down2 = conv(3, features // 2), conv(features // 2, features)
@@ -162,7 +162,7 @@ class Encoder2D(nnx.Module):
     return self.down3(h)
 
 
-class Decoder2D(nnx.Module):
+class Synthesis(nnx.Module):
   def __init__(self, features: int, blocks: int, in_channels: int, *, rngs: nnx.Rngs):
     deconv = lambda i, o: nnx.ConvTranspose(i, o, (5, 5), strides=2, rngs=rngs)
     self.up1 = deconv(in_channels, features)
@@ -195,8 +195,8 @@ class ContextModelAutoencoder(LatentCoding, nnx.Module):
     if not 2 <= levels <= 9:
       raise UsageError(f"levels must be in [2, 9] (inputs on the exact grid), got {levels}")
     self.channels, self.groups, self.levels, self.prior = channels, groups, levels, prior
-    self.encoder = Encoder2D(features, blocks, channels + 1, rngs=rngs)
-    self.decoder = Decoder2D(features, blocks, channels, rngs=rngs)
+    self.encoder = Analysis(features, blocks, channels + 1, rngs=rngs)
+    self.decoder = Synthesis(features, blocks, channels, rngs=rngs)
     self.centers = LearnedCenters(levels, -2.0, 2.0, sigma)
     self.importance = ImportanceModel(groups)
     if prior == "context":

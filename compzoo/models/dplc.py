@@ -40,7 +40,7 @@ STRIDE = 16
 SEED_BYTES = 4
 
 
-class Generator(nnx.Module):
+class DCGANGenerator(nnx.Module):
   """DCGAN-style: z -> 4×4×(f·2^(n-1)) -> n stride-2 transposed convolutions -> size×size×channels."""
 
   def __init__(self, latent_dim: int, size: int, channels: int, features: int, *, rngs: nnx.Rngs):
@@ -126,7 +126,7 @@ class DistributionPreservingCodec(LatentCoding, nnx.Module):
     self.latent_dim, self.noise_dim = latent_dim, noise_dim
     self.code_shape = (size // STRIDE, size // STRIDE, code_channels)
     self.positions = int(np.prod(self.code_shape))
-    self.generator = Generator(latent_dim, size, channels, features, rngs=rngs)
+    self.generator = DCGANGenerator(latent_dim, size, channels, features, rngs=rngs)
     if self.positions:
       self.encoder = CodeEncoder(channels, features, code_channels, rngs=rngs)
       self.mapping = Mapping(self.positions + noise_dim, latent_dim, max(128, 2 * latent_dim), rngs=rngs)

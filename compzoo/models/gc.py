@@ -77,7 +77,7 @@ class UpBlock(nnx.Module):
     return jax.nn.relu(self.norm(self.conv(x)))
 
 
-class ResidualBlock(nnx.Module):
+class InstanceNormResidualBlock(nnx.Module):
   """x + IN(conv(ReLU(IN(conv(x))))), reflection padding (the paper's generator blocks)."""
 
   def __init__(self, channels: int, *, rngs: nnx.Rngs):
@@ -105,11 +105,11 @@ class Encoder16(nnx.Module):
     return self.out(x)
 
 
-class Generator(nnx.Module):
+class ResidualGenerator(nnx.Module):
   def __init__(self, inputs: int, features: int, blocks: int, *, rngs: nnx.Rngs):
     widths = [features * 2 ** i for i in range(4, -1, -1)]  # 16f, 8f, 4f, 2f, f
     self.first = ConvBlock(inputs, widths[0], 3, rngs=rngs)
-    self.blocks = nnx.List([ResidualBlock(widths[0], rngs=rngs) for _ in range(blocks)])
+    self.blocks = nnx.List([InstanceNormResidualBlock(widths[0], rngs=rngs) for _ in range(blocks)])
     self.ups = nnx.List([UpBlock(i, o, rngs=rngs) for i, o in zip(widths, widths[1:])])
     self.out = ConvBlock(widths[-1], 3, 7, norm=False, rngs=rngs)
 
@@ -195,7 +195,7 @@ class GenerativeCompression(LatentCoding, nnx.Module):
     self.code_channels, self.noise_channels, self.sigma = code_channels, noise_channels, sigma
     self.levels = len(CENTERS)
     self.encoder = Encoder16(3, features, code_channels, rngs=rngs)
-    self.generator = Generator(code_channels + extra_inputs + noise_channels, features, blocks, rngs=rngs)
+    self.generator = ResidualGenerator(code_channels + extra_inputs + noise_channels, features, blocks, rngs=rngs)
     self.code_logits = nnx.Param(jnp.zeros((code_channels, self.levels)))  # × TABLE_SCALE
     self.discriminator = MultiScaleDiscriminator(discriminator_features, label_classes=label_classes, rngs=rngs)
 

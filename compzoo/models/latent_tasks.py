@@ -9,7 +9,7 @@ One family per task, cut where the latents enter (the paper's cResNet is ResNet 
 stages above the latent resolution):
 * ``ResNet``: stage s runs at 1/2^s of the image; a stem convolution maps the input (pixels or latents) to
   stage ``start``'s width, then residual stages down to the last, global mean pooling and the class logits.
-* ``EncoderDecoder``: a U-Net whose level l runs at 1/2^l; levels above ``start`` are dropped, the logits
+* ``UNet`` (compzoo/models/segmenter.py): a U-Net whose level l runs at 1/2^l; levels above ``start`` are dropped, the logits
   come out at 1/2^start and are upsampled bilinearly to the image.
 ``TaskModel`` holds the codec and a head. Its ``__call__`` is the codec's rate-distortion output (joint
 training adds the task term to it), and it codes images through the codec's latent seam, so a jointly
@@ -27,7 +27,7 @@ from flax import nnx
 from compzoo import quantize as quantizers
 from compzoo.errors import UsageError
 from compzoo.models import bmshj2018
-from compzoo.models.segmenter import Stage
+from compzoo.models.segmenter import UNet
 from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.pixels import to_signed
 from compzoo.rd import RDOutput
@@ -42,7 +42,7 @@ def _conv(inputs, outputs, rngs, strides=1):
   return nnx.Conv(inputs, outputs, (3, 3), strides=strides, rngs=rngs)
 
 
-class _ResidualBlock(nnx.Module):
+class BasicBlock(nnx.Module):
   """Two 3×3 convolutions with layer norm; a 1×1 projection on the skip when the shape changes."""
 
   def __init__(self, inputs: int, outputs: int, strides: int, *, rngs: nnx.Rngs):
@@ -72,7 +72,7 @@ class ResNet(nnx.Module):
     for stage in range(start, len(widths)):
       for i in range(blocks[stage]):
         strides = 2 if stage > start and i == 0 else 1
-        self.blocks.append(_ResidualBlock(previous, widths[stage], strides, rngs=rngs))
+        self.blocks.append(BasicBlock(previous, widths[stage], strides, rngs=rngs))
         previous = widths[stage]
     self.head = nnx.Linear(previous, classes, rngs=rngs)
 
@@ -81,43 +81,6 @@ class ResNet(nnx.Module):
     for block in self.blocks:
       x = block(x)
     return self.head(jnp.mean(x, axis=(1, 2)))
-
-
-class EncoderDecoder(nnx.Module):
-  """A U-Net over levels ``start`` .. ``depth`` (level l: 1/2^l of the image, width·2^l features; the last
-  is the bottleneck); logits at level ``start``, upsampled by 2^start. Inputs are edge-padded to a
-  multiple of 2^(depth - start) and the logits cropped back."""
-
-  def __init__(self, inputs: int, classes: int, width: int = 16, depth: int = 4, start: int = 0, *,
-               rngs: nnx.Rngs):
-    if not 0 <= start < depth:
-      raise UsageError(f"encoder-decoder start level {start} must lie below its depth {depth}")
-    widths = [width * 2 ** level for level in range(start, depth + 1)]
-    self.start, self.depth = start, depth
-    self.downs = nnx.List([Stage(i, o, rngs=rngs) for i, o in zip([inputs] + widths[:-2], widths[:-1])])
-    self.bottom = Stage(widths[-2], widths[-1], rngs=rngs)
-    self.ups = nnx.List([Stage(widths[i + 1] + widths[i], widths[i], rngs=rngs) for i in reversed(range(len(widths) - 1))])
-    self.head = nnx.Conv(widths[0], classes, (1, 1), rngs=rngs)
-
-  def __call__(self, x, size):
-    """x: N×h×w×inputs at level ``start``; ``size``: the image's (H, W) -> N×H×W×classes logits."""
-    height, width = x.shape[1:3]
-    multiple = 2 ** (self.depth - self.start)
-    x = jnp.pad(x, ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
-    skips = []
-    for stage in self.downs:
-      x = stage(x)
-      skips.append(x)
-      x = nnx.max_pool(x, (2, 2), strides=(2, 2))
-    x = self.bottom(x)
-    for stage, skip in zip(self.ups, reversed(skips)):
-      x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-      x = stage(jnp.concatenate([x, skip], axis=-1))
-    logits = self.head(x)[:, :height, :width]
-    if self.start:
-      scale = 2 ** self.start
-      logits = jax.image.resize(logits, (logits.shape[0], height * scale, width * scale, logits.shape[-1]), "linear")
-    return logits[:, :size[0], :size[1]]
 
 
 class TaskModel(LatentCoding, nnx.Module):
@@ -135,7 +98,7 @@ class TaskModel(LatentCoding, nnx.Module):
     self.STRIDE = 1 if self.codec is None else self.codec.STRIDE
     start = int(math.log2(self.STRIDE)) if path == "latent" else 0
     inputs = self.codec.prior.channels if path == "latent" else 3
-    family = ResNet if task == "classify" else EncoderDecoder
+    family = ResNet if task == "classify" else UNet
     self.head = family(inputs, classes, start=start, **head, rngs=rngs)
 
   # What the head reads.

@@ -15,6 +15,7 @@ import numpy as np
 from flax import nnx
 
 from compzoo.data.images import CAMVID_VOID
+from compzoo.errors import UsageError
 from compzoo.pixels import to_signed
 
 ARCHITECTURE = "segmenter"  # the config name of this model (compzoo/models/__init__.py discovers it)
@@ -35,17 +36,30 @@ class Stage(nnx.Module):
     return x
 
 
-class Segmenter(nnx.Module):
-  def __init__(self, classes: int = CAMVID_VOID, width: int = 16, *, rngs: nnx.Rngs):
-    widths = [width * 2 ** i for i in range(DEPTH + 1)]
-    self.classes, self.channels = classes, 3
-    self.downs = nnx.List([Stage(i, o, rngs=rngs) for i, o in zip([3] + widths[:-2], widths[:-1])])
+class UNet(nnx.Module):
+  """The U-Net, written once: levels ``start`` .. ``depth`` (level l: 1/2^l of the image, width·2^l features;
+  the last is the bottleneck); logits at level ``start``, upsampled bilinearly by 2^start. Inputs are
+  edge-padded to a multiple of 2^(depth - start) and the logits cropped back. latent_tasks cuts it where
+  a codec's latents enter (``start`` = log2 stride); the segmenter is the whole of it."""
+
+  def __init__(self, inputs: int, classes: int, width: int = 16, depth: int = 4, start: int = 0, *,
+               rngs: nnx.Rngs):
+    if not 0 <= start < depth:
+      raise UsageError(f"U-Net start level {start} must lie below its depth {depth}")
+    widths = [width * 2 ** level for level in range(start, depth + 1)]
+    self.start, self.depth = start, depth
+    self.downs = nnx.List([Stage(i, o, rngs=rngs) for i, o in zip([inputs] + widths[:-2], widths[:-1])])
     self.bottom = Stage(widths[-2], widths[-1], rngs=rngs)
-    self.ups = nnx.List([Stage(widths[i + 1] + widths[i], widths[i], rngs=rngs) for i in reversed(range(DEPTH))])
+    self.ups = nnx.List([Stage(widths[i + 1] + widths[i], widths[i], rngs=rngs) for i in reversed(range(len(widths) - 1))])
     self.head = nnx.Conv(widths[0], classes, (1, 1), rngs=rngs)
 
-  def _encode(self, images):
-    x = to_signed(images)
+  def _padded(self, x):
+    multiple = 2 ** (self.depth - self.start)
+    height, width = x.shape[1:3]
+    return jnp.pad(x, ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
+
+  def _encode(self, x):
+    """-> (the bottleneck, the skips of each level)."""
     skips = []
     for stage in self.downs:
       x = stage(x)
@@ -53,26 +67,35 @@ class Segmenter(nnx.Module):
       x = nnx.max_pool(x, (2, 2), strides=(2, 2))
     return self.bottom(x), skips
 
-  def segment(self, images, side=None):
-    """N×H×W×3 in [0, 255], any H and W -> N×H×W×classes logits."""
-    del side
-    height, width = images.shape[1:3]
-    x, skips = self._encode(_pad(images))
+  def __call__(self, x, size):
+    """x: N×h×w×inputs at level ``start``; ``size``: the image's (H, W) -> N×H×W×classes logits."""
+    height, width = x.shape[1:3]
+    x, skips = self._encode(self._padded(x))
     for stage, skip in zip(self.ups, reversed(skips)):
       x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
       x = stage(jnp.concatenate([x, skip], axis=-1))
-    return self.head(x)[:, :height, :width]
+    logits = self.head(x)[:, :height, :width]
+    if self.start:
+      scale = 2 ** self.start
+      logits = jax.image.resize(logits, (logits.shape[0], height * scale, width * scale, logits.shape[-1]), "linear")
+    return logits[:, :size[0], :size[1]]
+
+
+class Segmenter(UNet):
+  """The whole U-Net on RGB pixels, ``DEPTH`` poolings deep."""
+
+  def __init__(self, classes: int = CAMVID_VOID, width: int = 16, *, rngs: nnx.Rngs):
+    super().__init__(3, classes, width, DEPTH, rngs=rngs)
+    self.classes, self.channels = classes, 3
+
+  def segment(self, images, side=None):
+    """N×H×W×3 in [0, 255], any H and W -> N×H×W×classes logits."""
+    del side
+    return self(to_signed(images), images.shape[1:3])
 
   def features(self, images):
     """N×H×W×3 -> N×(8·width): the bottleneck, averaged over positions (the Fréchet distance's space)."""
-    return jnp.mean(self._encode(_pad(images))[0], axis=(1, 2))
-
-
-def _pad(images):
-  """Edge padding of N×H×W×C images to multiples of 2**DEPTH (the logits are cropped back)."""
-  multiple = 2 ** DEPTH
-  height, width = images.shape[1:3]
-  return jnp.pad(jnp.asarray(images), ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
+    return jnp.mean(self._encode(self._padded(to_signed(images)))[0], axis=(1, 2))
 
 
 @nnx.jit
