@@ -12,6 +12,11 @@ LOSSY_ANCHORS := jpeg,webp,avif,jpeg2000,jpegxl
 # The picture grid: the shipped lossy learned codecs beside classic ones at similar rates on Kodak.
 GRID_CODECS ?= cpm-low,cpm-mid,cpm-high,jpeg:quality=5,jpeg2000:psnr=24,jpeg2000:psnr=26,webp:quality=0,bmshj2018-factorized:quality=1
 JOBS ?= 2
+# Lists the catalogue (compzoo/codecs/catalogue.py) holds, read from it when a recipe uses them.
+CATALOGUE = $(shell $(BIN)/python -m compzoo.codecs.catalogue $(1))
+comma := ,
+space := $(subst ,, )
+commas = $(subst $(space),$(comma),$(strip $(1)))
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
@@ -72,10 +77,10 @@ bench-cpm: $(STAMP)
 	$(BIN)/python -m experiments.cpm_ablation --images=$(KODAK)
 
 # DPLC as shipped (make dplc-mnist, make dplc-cifar10): the feature network, the WGAN-GP generator (rate 0),
-# every objective at every rate (code channels; compzoo.codecs.learned.DPLC_RATES lists the same), the exports
-# copied into compzoo/weights, then the evaluation (tables, plots, grids).
-DPLC_RATES_mnist = 2 4 8 16 64
-DPLC_RATES_cifar10 = 4 16 64 128 256
+# every objective at every rate (code channels: the catalogue's DPLC_RATES), the exports copied into
+# compzoo/weights, then the evaluation (tables, plots, grids).
+DPLC_RATES_mnist = $(filter-out 0,$(call CATALOGUE,DPLC_RATES.mnist))
+DPLC_RATES_cifar10 = $(filter-out 0,$(call CATALOGUE,DPLC_RATES.cifar10))
 DPLC_TRAIN = $(BIN)/python -m experiments.train --config=experiments/configs/dplc.py:cpu-$(1)-$(2) \
 	--workdir=runs/dplc/$(1)-$(2)-r$(3) --config.model.code_channels=$(3) $(4)
 dplc-mnist dplc-cifar10: dplc-%: $(STAMP)
@@ -113,9 +118,9 @@ gc: $(STAMP)
 # batches, exports copied into compzoo/weights/jpeg-refine; then make bench-refine: training cost per rule,
 # the rules' gradients against BPTT's, and every rule's network against JPEG (same bytes) and JPEG 2000 on
 # Kodak and CamVid test, with the picture grid.
-REFINE_RULES := bptt tbptt sab uoro rtrl
-REFINE_CODECS := jpeg-refine:rule=bptt,jpeg-refine:rule=tbptt,jpeg-refine:rule=sab,jpeg-refine:rule=uoro,jpeg-refine:rule=rtrl
-REFINE_JPEG := jpeg:quality=10,jpeg:quality=20,jpeg:quality=30,jpeg:quality=50
+REFINE_RULES = $(call CATALOGUE,REFINE_RULES)
+REFINE_CODECS = $(call commas,$(foreach r,$(REFINE_RULES),jpeg-refine:rule=$(r)))
+REFINE_JPEG = $(call commas,$(foreach q,$(call CATALOGUE,REFINE_QUALITIES),jpeg:quality=$(q)))
 refine: $(STAMP)
 	for r in $(REFINE_RULES); do $(BIN)/python -m experiments.train --config=experiments/configs/refine.py:cpu-$$r \
 	  --workdir=runs/refine/$$r || exit 1; done
@@ -137,8 +142,8 @@ bench-refine: $(STAMP)
 # originals, decoded pixels and latents (codec frozen), then joint training; exports copied into
 # compzoo/weights/latent-tasks; then make bench-latent-tasks: docs/latent-tasks.md's tables (accuracy/mIoU, FLOPs, bpp,
 # PSNR) and the codec on Kodak.
-LT_RATES := low mid high
-LT_JOBS := codec-mid codec-high codec-low $(foreach t,cifar10 camvid,$(t)-original \
+LT_RATES = $(call CATALOGUE,LATENT_RATES)
+LT_JOBS = codec-mid codec-high codec-low $(foreach t,$(call CATALOGUE,LATENT_TASKS),$(t)-original \
   $(foreach p,rgb latent joint,$(foreach r,$(LT_RATES),$(t)-$(p)-$(r))))
 latent-tasks: $(STAMP)
 	for j in $(LT_JOBS); do $(BIN)/python -m experiments.train --config=experiments/configs/latent_tasks.py:cpu-$$j \

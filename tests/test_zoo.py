@@ -66,3 +66,18 @@ def test_entry(name, image, weights):
 def test_duplicate_names_are_refused():
   with pytest.raises(UsageError, match="declared twice"):
     zoo._collect(classic, classic)
+
+
+def test_the_makefile_reads_its_lists_from_the_catalogue():
+  """make dplc-mnist, refine and latent-tasks loop over the catalogue's lists, not copies of them."""
+  import shutil
+  import subprocess
+  from compzoo.codecs import catalogue
+  if shutil.which("make") is None or not Path(".venv/bin/python").exists():
+    pytest.skip("needs make and the project's .venv (make test has both)")
+  printer = "print-%:\n\t@echo '$($*)'\n"
+  expand = lambda name: subprocess.run(["make", "-s", "--no-print-directory", "-f", "Makefile", "-f", "-", f"print-{name}"],
+                                       input=printer, capture_output=True, text=True, check=True).stdout.split()
+  assert expand("DPLC_RATES_cifar10") == [str(r) for r in catalogue.DPLC_RATES["cifar10"] if r]
+  assert expand("REFINE_RULES") == list(catalogue.REFINE_RULES)
+  assert expand("REFINE_JPEG") == [",".join(f"jpeg:quality={q}" for q in catalogue.REFINE_QUALITIES)]

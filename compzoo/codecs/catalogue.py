@@ -149,3 +149,18 @@ def family(folder: str) -> Family:
     if record.folder == folder:
       return record
   raise KeyError(folder)
+
+
+def _values(path: str) -> list:
+  """``DPLC_RATES.mnist`` -> that constant's values: what the Makefile reads, so no list is spelt twice."""
+  name, *keys = path.split(".")
+  value = globals()[name]
+  for key in keys:
+    value = value[key]
+  return list(value)
+
+
+if __name__ == "__main__":  # python -m compzoo.codecs.catalogue DPLC_RATES.mnist -> 0 2 4 8 16 64
+  import sys
+  print(*_values(sys.argv[1]))
+
