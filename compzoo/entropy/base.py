@@ -38,8 +38,20 @@ class EntropyModel(Protocol):
     ...
 
 
+class WholeStreams:
+  """``encode``/``decode`` of a stream of one model's symbols, from its ``encode_to``/``decode_from``."""
+
+  def encode(self, symbols, cond=None) -> bytes:
+    encoder = Encoder()
+    self.encode_to(encoder, symbols, cond)
+    return encoder.finish()
+
+  def decode(self, data: bytes, shape, cond=None) -> np.ndarray:
+    return self.decode_from(Decoder(data), shape, cond)
+
+
 @dataclasses.dataclass(frozen=True)
-class ConditionalModel:
+class ConditionalModel(WholeStreams):
   """A family whose distribution for each symbol comes from one row of ``num_params`` numbers in ``cond``.
 
   Subclasses give ``levels``, ``num_params``, ``bits`` and ``encode_to``/``decode_from`` (coding on a
@@ -55,14 +67,6 @@ class ConditionalModel:
   def cost_per_row(self) -> int:
     """Floats held per row while computing probabilities; sets the chunk size."""
     return self.levels + self.num_params
-
-  def encode(self, symbols, cond=None) -> bytes:
-    encoder = Encoder()
-    self.encode_to(encoder, symbols, cond)
-    return encoder.finish()
-
-  def decode(self, data: bytes, shape, cond=None) -> np.ndarray:
-    return self.decode_from(Decoder(data), shape, cond)
 
   def _checked(self, symbols) -> np.ndarray:
     symbols = np.asarray(symbols).reshape(-1)

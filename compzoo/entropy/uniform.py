@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compzoo.entropy.base import WholeStreams
 from compzoo.entropy.coder import Decoder, Encoder
 from compzoo.errors import UsageError
 
 
 @dataclasses.dataclass(frozen=True)
-class Uniform:
+class Uniform(WholeStreams):
   levels: int
 
   def __post_init__(self):
@@ -24,13 +25,6 @@ class Uniform:
   def bits(self, symbols, cond=None) -> jax.Array:
     return jnp.full(jnp.shape(symbols), math.log2(self.levels), jnp.float32)
 
-  def encode(self, symbols, cond=None) -> bytes:
-    encoder = Encoder()
-    self.encode_to(encoder, symbols, cond)
-    return encoder.finish()
-
-  def decode(self, data: bytes, shape, cond=None) -> np.ndarray:
-    return self.decode_from(Decoder(data), shape, cond)
 
   def encode_to(self, encoder: Encoder, symbols, cond=None) -> None:
     symbols = np.asarray(symbols)
