@@ -10,6 +10,7 @@ the same command but its own id). ``python -m experiments.launch_local`` starts 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from compzoo.errors import UsageError
 from experiments import launch
 
 FLAGS = flags.FLAGS
@@ -42,7 +43,10 @@ def _cluster_spec():
       raise app.UsageError("--coordinator_address, --num_processes and --process_id need --distributed")
     return None
   from compzoo.train.cluster import ClusterSpec
-  return ClusterSpec(*explicit, timeout_s=FLAGS.distributed_timeout)  # a bad one: a one-line UsageError
+  try:
+    return ClusterSpec(*explicit, timeout_s=FLAGS.distributed_timeout)
+  except UsageError as e:  # before launch.run: absl's flag error, one line
+    raise app.UsageError(str(e)) from None
 
 
 def _train():
