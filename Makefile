@@ -20,7 +20,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
+.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks sparse bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -156,6 +156,10 @@ bench-latent-tasks: $(STAMP)
 	$(BIN)/python -m experiments.latent_tasks_eval --task=camvid --out=runs/lt-eval
 	$(BIN)/compzoo bench -m torfason-ae,torfason-ae-joint-camvid,torfason-ae-joint-cifar10,bmshj2018-factorized,jpeg \
 	  --sweep --anchor jpeg --images $(KODAK) --out runs/kodak-lt
+
+# Greedy sparse coding's five reproductions (docs/sparse.md): figures and numbers into runs/sparse.
+sparse: $(STAMP)
+	for f in iterations dimensions large cone mnist; do $(BIN)/python -m experiments.sparse_figures --figure=$$f --out=runs/sparse || exit 1; done
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

@@ -95,7 +95,7 @@ def large(rng, repetitions):
   x, truth = union_of_subspaces(rng, ambient=100, dimensions=(10,) * 10, points=200, noise=0.3)
   methods = {"SSC-MP": lambda: sparse.ssc(x, 10, "mp", max_steps=10),
              "SSC-OMP": lambda: sparse.ssc(x, 10, "omp", max_steps=10),
-             "SSC-Lasso": lambda: sparse.ssc(x, 10, "lasso", alpha=0.01),
+             "SSC-Lasso": lambda: sparse.ssc(x, 10, "lasso", alpha=0.05),
              "TSC": lambda: sparse.tsc(x, 10, neighbours=10)}
   rows = {}
   for name, run in methods.items():
@@ -160,7 +160,7 @@ def mnist(rng, repetitions):
   truth = labels[:count]
   methods = {"SSC-MP": lambda: sparse.ssc(features, 10, "mp", max_steps=10),
              "SSC-OMP": lambda: sparse.ssc(features, 10, "omp", max_steps=10),
-             "SSC-Lasso": lambda: sparse.ssc(features, 10, "lasso", alpha=0.01),
+             "SSC-Lasso": lambda: sparse.ssc(features, 10, "lasso", alpha=0.05),
              "TSC": lambda: sparse.tsc(features, 10, neighbours=10)}
   rows = {}
   for name, run in methods.items():
@@ -194,7 +194,8 @@ def main(argv):
   draw(axes)
   for a in np.atleast_1d(axes):
     a.grid(alpha=0.3)
-    a.legend(fontsize=8)
+    if a.get_legend_handles_labels()[0]:
+      a.legend(fontsize=8)
   figure.tight_layout()
   figure.savefig(out / f"{name}.png", dpi=110)
   (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=float))

@@ -211,3 +211,16 @@ def test_run_pool_runs_every_job_and_names_the_log_of_one_that_fails(tmp_path):
   assert set(run_pool({"a": job(0), "b": job(0), "c": job(0)}, parallel=2)) == {"a", "b", "c"}
   with pytest.raises(RuntimeError, match=f"run bad failed; see {tmp_path / '3.log'}"):
     run_pool({"ok": job(0), "bad": job(3)}, parallel=2)
+
+
+def test_sparse_figures_write_their_figure_and_numbers(tmp_path):
+  result = _app("sparse_figures", "--figure=cone", f"--out={tmp_path}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  numbers = json.loads((tmp_path / "cone.json").read_text())
+  strongly_convex = next(iter(numbers["at_600"].values()))
+  assert strongly_convex["amp"] < 1e-8 < 1e-5 < strongly_convex["nnmp"]
+  assert (tmp_path / "cone.png").stat().st_size > 10_000
+  bad = _app("sparse_figures", "--figure=dimensions", "--repetitions=1", "--mnist=/nonexistent", f"--out={tmp_path}")
+  assert bad.returncode == 0  # the synthetic figures need no data
+  missing = _app("sparse_figures", "--figure=mnist", "--mnist=/nonexistent", f"--out={tmp_path}")
+  assert missing.returncode == 1 and "no MNIST file" in missing.stderr and "Traceback" not in missing.stderr

@@ -30,9 +30,9 @@ def unit_columns(points) -> np.ndarray:
 
 
 def self_expression(points, pursuit: str = "mp", max_steps: int = 10, tol: float = 0.0,
-                    max_support: int | None = None, alpha: float = 0.01) -> np.ndarray:
+                    max_support: int | None = None, alpha: float = 0.05) -> np.ndarray:
   """C (N × N): column i writes point i in terms of the other (unit-norm) points, with C[i, i] = 0.
-  ``alpha``: the Lasso's weight (scikit-learn's: ½/m·||x - Xc||² + alpha·||c||₁)."""
+  ``alpha``: the Lasso's weight in ½||x - Xc||² + alpha·||c||₁ (no atom enters above alpha = 1: unit points)."""
   points = unit_columns(points)
   count = points.shape[1]
   if pursuit == "mp":
@@ -41,7 +41,7 @@ def self_expression(points, pursuit: str = "mp", max_steps: int = 10, tol: float
     return orthogonal_matching_pursuit(points, points, max_steps, tol, exclude=np.arange(count))
   if pursuit == "lasso":
     from sklearn.linear_model import Lasso
-    model = Lasso(alpha=alpha, fit_intercept=False, max_iter=5000, tol=1e-5)
+    model = Lasso(alpha=alpha / points.shape[0], fit_intercept=False, max_iter=5000, tol=1e-5)
     coefficients = np.zeros((count, count))
     for i in range(count):
       others = points.copy()
@@ -101,7 +101,7 @@ def spectral_clustering(affinity, clusters: int | None = None, seed: int = 0, ma
 
 
 def ssc(X, n_clusters: int | None, pursuit: str = "mp", max_steps: int = 10, tol: float = 0.0,
-        max_support: int | None = None, alpha: float = 0.01, seed: int = 0) -> np.ndarray:
+        max_support: int | None = None, alpha: float = 0.05, seed: int = 0) -> np.ndarray:
   """Sparse subspace clustering of the columns of X -> integer labels (one per column). ``pursuit``: 'mp'
   (SSC-MP), 'omp' (SSC-OMP) or 'lasso'; ``max_steps`` / ``max_support`` / ``tol``: the pursuit's stopping
   rules (module compzoo/sparse/pursuit.py); ``n_clusters=None``: estimated by the eigengap."""
