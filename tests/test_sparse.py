@@ -121,3 +121,23 @@ def test_bad_input_gets_one_line_errors():
     sparse.cone_pursuit(sparse.Quadratic(np.ones(4)), good, "frank-wolfe")
   with pytest.raises(UsageError, match="zero column"):
     sparse.tsc(np.zeros((3, 4)), 2)
+
+
+class _CoordinateOracle:
+  """The unit vectors e_i, given only through an oracle: their cone is the non-negative orthant."""
+
+  def __init__(self, dimension):
+    self.dimension = dimension
+
+  def __call__(self, gradient):
+    return int(np.argmin(gradient))
+
+  def atom(self, key):
+    return np.eye(self.dimension)[key]
+
+
+def test_an_atom_set_given_by_its_oracle_alone():
+  y = np.random.default_rng(5).standard_normal(12)
+  for variant in ("amp", "pwmp", "fcmp"):
+    result = sparse.cone_pursuit(sparse.Quadratic(y), _CoordinateOracle(12), variant, 50)
+    np.testing.assert_allclose(result.x, np.maximum(y, 0.0), atol=1e-12)

@@ -105,8 +105,8 @@ def ssc(X, n_clusters: int | None, pursuit: str = "mp", max_steps: int = 10, tol
   """Sparse subspace clustering of the columns of X -> integer labels (one per column). ``pursuit``: 'mp'
   (SSC-MP), 'omp' (SSC-OMP) or 'lasso'; ``max_steps`` / ``max_support`` / ``tol``: the pursuit's stopping
   rules (module compzoo/sparse/pursuit.py); ``n_clusters=None``: estimated by the eigengap."""
+  _check_clusters(n_clusters, np.shape(X)[1] if np.ndim(X) == 2 else 0)
   coefficients = self_expression(X, pursuit, max_steps, tol, max_support, alpha)
-  _check_clusters(n_clusters, coefficients.shape[0])
   return spectral_clustering(np.abs(coefficients) + np.abs(coefficients).T, n_clusters, seed)
 
 

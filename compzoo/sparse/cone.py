@@ -17,7 +17,6 @@ Theorems), which plain NNMP lacks. The atom set is a matrix (its columns) or any
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
 
 import numpy as np
 
@@ -79,12 +78,12 @@ class ConeResult:
 
 
 def cone_pursuit(objective: Quadratic, atoms, variant: str = "amp", iterations: int = 100,
-                 smoothness: float | None = None, oracle: Callable | None = None) -> ConeResult:
-  """Minimises ``objective`` over the cone of ``atoms`` (a matrix, or an object with ``__call__(gradient) ->
+                 smoothness: float | None = None) -> ConeResult:
+  """Minimises ``objective`` over the cone of ``atoms`` (a matrix, or an oracle object with ``__call__(gradient) ->
   key`` and ``atom(key) -> vector``). ``smoothness``: L, for objectives without an exact ``step``."""
   if variant not in VARIANTS:
     raise UsageError(f"unknown cone pursuit {variant!r}; use one of {', '.join(VARIANTS)}")
-  atom_set = oracle or (atoms if hasattr(atoms, "atom") else MatrixAtoms(atoms))
+  atom_set = atoms if hasattr(atoms, "atom") else MatrixAtoms(atoms)
   x = np.zeros_like(np.asarray(objective.y, np.float64))
   weights: dict = {}
   values = [objective.value(x)]
