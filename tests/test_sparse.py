@@ -31,10 +31,16 @@ def test_matching_pursuit_stops_by_each_rule_and_only_descends():
             for steps in (1, 2, 5, 20)]
   assert all((later <= earlier + 1e-12).all() for earlier, later in zip(errors, errors[1:]))
   assert ((sparse.matching_pursuit(atoms, signals, 50, max_support=4) != 0).sum(axis=0) <= 4).all()
-  loose = sparse.matching_pursuit(atoms, signals, 500, tol=0.5 * np.linalg.norm(signals, axis=0).min())
-  assert (np.linalg.norm(signals - atoms @ loose, axis=0) <= 0.5 * np.linalg.norm(signals, axis=0).min() + 1e-12).all()
-  selfish = sparse.matching_pursuit(atoms, atoms, 10, exclude=np.arange(40))
-  assert not np.diag(selfish).any()  # self-expression never uses the point itself
+  tol = 0.5 * np.linalg.norm(signals, axis=0).min()
+  for pursuit in (sparse.matching_pursuit, sparse.orthogonal_matching_pursuit):
+    stopped = pursuit(atoms, signals, 30, tol=tol)
+    residuals = np.linalg.norm(signals - atoms @ stopped, axis=0)
+    assert (residuals <= tol + 1e-12).all()
+    assert ((stopped != 0).sum(axis=0) < (pursuit(atoms, signals, 30) != 0).sum(axis=0)).all()  # it stopped early
+  for pursuit in (sparse.matching_pursuit, sparse.orthogonal_matching_pursuit):
+    selfish = pursuit(atoms[:, :5], atoms[:, :5], 10, exclude=np.arange(5))
+    assert not np.diag(selfish).any()  # self-expression never uses the point itself
+    assert ((selfish != 0).sum(axis=0) <= 4).all()
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +127,22 @@ def test_bad_input_gets_one_line_errors():
     sparse.cone_pursuit(sparse.Quadratic(np.ones(4)), good, "frank-wolfe")
   with pytest.raises(UsageError, match="zero column"):
     sparse.tsc(np.zeros((3, 4)), 2)
+  points = np.random.default_rng(0).standard_normal((5, 12))
+  for bad in (dict(tol=np.nan), dict(max_support=0), dict(max_steps=2.5), dict(pursuit="lasso", alpha=1.5)):
+    with pytest.raises(UsageError):
+      sparse.ssc(points, 2, **{"pursuit": "mp", **bad})
+  with pytest.raises(UsageError, match="no affinity"):
+    sparse.ssc(points, 2, tol=10.0)  # every pursuit stops at once: no silent arbitrary labels
+  with pytest.raises(UsageError, match="integer"):
+    sparse.ssc(points, 2.5)
+  with pytest.raises(UsageError, match="symmetric"):
+    sparse.spectral_clustering(np.triu(np.ones((4, 4))), 2)
+  with pytest.raises(UsageError, match="at least 3 points"):
+    sparse.spectral_clustering(np.ones((2, 2)), None)
+  with pytest.raises(UsageError, match="dimensions"):
+    sparse.cone_pursuit(sparse.Quadratic(np.ones(3)), good, "amp")
+  with pytest.raises(UsageError, match="equally long"):
+    sparse.clustering_error(np.zeros((2, 3)), np.zeros(6))
 
 
 class _CoordinateOracle:

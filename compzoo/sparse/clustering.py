@@ -35,6 +35,10 @@ def self_expression(points, pursuit: str = "mp", max_steps: int = 10, tol: float
   ``alpha``: the Lasso's weight in ½||x - Xc||² + alpha·||c||₁ (no atom enters above alpha = 1: unit points)."""
   points = unit_columns(points)
   count = points.shape[1]
+  if pursuit not in PURSUITS:
+    raise UsageError(f"unknown pursuit {pursuit!r}; use one of {', '.join(PURSUITS)}")
+  if pursuit == "lasso" and not (np.isfinite(alpha) and 0 < alpha < 1):
+    raise UsageError(f"the Lasso's alpha must lie in (0, 1) for unit-norm points (at 1 no atom enters), got {alpha!r}")
   if pursuit == "mp":
     return matching_pursuit(points, points, max_steps, max_support, tol, exclude=np.arange(count))
   if pursuit == "omp":
@@ -48,7 +52,7 @@ def self_expression(points, pursuit: str = "mp", max_steps: int = 10, tol: float
       others[:, i] = 0.0  # a zero atom gets a zero weight: i cannot write itself
       coefficients[:, i] = model.fit(others, points[:, i]).coef_
     return coefficients
-  raise UsageError(f"unknown pursuit {pursuit!r}; use one of {', '.join(PURSUITS)}")
+  raise AssertionError(pursuit)  # PURSUITS is checked above
 
 
 def tsc_affinity(points, neighbours: int) -> np.ndarray:
@@ -56,7 +60,7 @@ def tsc_affinity(points, neighbours: int) -> np.ndarray:
   exp(-2·arccos|<x_i, x_j>|), symmetrised."""
   points = unit_columns(points)
   count = points.shape[1]
-  if not 1 <= neighbours < count:
+  if not isinstance(neighbours, (int, np.integer)) or not 1 <= neighbours < count:
     raise UsageError(f"TSC needs 1 <= neighbours < number of points ({count}), got {neighbours}")
   similarity = np.clip(np.abs(points.T @ points), 0.0, 1.0)
   np.fill_diagonal(similarity, -1.0)
@@ -90,12 +94,18 @@ def spectral_embedding(affinity: np.ndarray, clusters: int | None, max_clusters:
 def spectral_clustering(affinity, clusters: int | None = None, seed: int = 0, max_clusters: int = 20) -> np.ndarray:
   """Labels 0..k-1 of a symmetric non-negative affinity matrix (k given, or by the eigengap)."""
   from sklearn.cluster import KMeans
-  affinity = np.asarray(affinity)
+  affinity = np.asarray(affinity, np.float64)
   if affinity.ndim != 2 or affinity.shape[0] != affinity.shape[1] or not np.isfinite(affinity).all():
     raise UsageError(f"an affinity must be a finite square matrix, got shape {affinity.shape}")
+  if (affinity < 0).any() or not np.allclose(affinity, affinity.T):
+    raise UsageError("an affinity must be symmetric and non-negative")
   count = affinity.shape[0]
-  if clusters is not None and not 1 <= clusters <= count:
-    raise UsageError(f"cannot make {clusters} clusters of {count} points")
+  _check_clusters(clusters, count)
+  if clusters is None and count < 3:
+    raise UsageError(f"estimating the number of clusters needs at least 3 points, got {count}")
+  if not (affinity.sum(axis=1) > 0).all():
+    raise UsageError(f"{int((affinity.sum(axis=1) <= 0).sum())} points have no affinity to any other "
+                     "(a pursuit that stopped at once: tol or alpha too large?)")
   embedding, clusters = spectral_embedding(affinity, clusters, min(max_clusters, count - 1))
   return KMeans(clusters, n_init=20, random_state=seed).fit_predict(embedding)
 
@@ -117,15 +127,15 @@ def tsc(X, n_clusters: int | None, neighbours: int = 5, seed: int = 0) -> np.nda
 
 
 def _check_clusters(clusters, count):
-  if clusters is not None and not 1 <= int(clusters) <= count:
-    raise UsageError(f"cannot make {clusters} clusters of {count} points")
+  if clusters is not None and (not isinstance(clusters, (int, np.integer)) or not 1 <= clusters <= count):
+    raise UsageError(f"cannot make {clusters!r} clusters of {count} points (give an integer, or None to estimate)")
 
 
 def clustering_error(labels, truth) -> float:
   """The fraction of points misclustered under the best matching of found clusters to true ones."""
   from scipy.optimize import linear_sum_assignment
-  labels, truth = np.asarray(labels).ravel(), np.asarray(truth).ravel()
-  if labels.shape != truth.shape or not labels.size:
+  labels, truth = np.asarray(labels), np.asarray(truth)
+  if labels.ndim != 1 or labels.shape != truth.shape or not labels.size:
     raise UsageError(f"labels and truth must be equally long and non-empty, got {labels.size} and {truth.size}")
   _, found = np.unique(labels, return_inverse=True)
   _, true = np.unique(truth, return_inverse=True)

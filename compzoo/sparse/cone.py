@@ -84,7 +84,14 @@ def cone_pursuit(objective: Quadratic, atoms, variant: str = "amp", iterations: 
   if variant not in VARIANTS:
     raise UsageError(f"unknown cone pursuit {variant!r}; use one of {', '.join(VARIANTS)}")
   atom_set = atoms if hasattr(atoms, "atom") else MatrixAtoms(atoms)
-  x = np.zeros_like(np.asarray(objective.y, np.float64))
+  y = np.asarray(objective.y, np.float64)
+  if y.ndim != 1 or not np.isfinite(y).all():
+    raise UsageError(f"the objective's y must be a finite vector, got shape {y.shape}")
+  if isinstance(atom_set, MatrixAtoms) and atom_set.atoms.shape[0] != y.size:
+    raise UsageError(f"atoms have {atom_set.atoms.shape[0]} dimensions, y has {y.size}")
+  if smoothness is not None and not (np.isfinite(smoothness) and smoothness > 0):
+    raise UsageError(f"smoothness (L) must be finite and > 0, got {smoothness!r}")
+  x = np.zeros_like(y)
   weights: dict = {}
   values = [objective.value(x)]
   for _ in range(int(iterations)):

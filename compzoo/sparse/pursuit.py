@@ -36,8 +36,10 @@ def _setup(atoms, signals, max_steps, exclude):
   atoms, signals = check_matrix(atoms, "atoms"), check_matrix(signals, "signals")
   if atoms.shape[0] != signals.shape[0]:
     raise UsageError(f"atoms have {atoms.shape[0]} features, signals {signals.shape[0]}")
-  if int(max_steps) < 1:
-    raise UsageError(f"max_steps must be at least 1, got {max_steps}")
+  if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+    raise UsageError(f"max_steps must be an integer of at least 1, got {max_steps!r}")
+  if exclude is not None and atoms.shape[1] < 2:
+    raise UsageError("self-expression needs at least two points")
   norms = np.linalg.norm(atoms, axis=0)
   if not (norms > 0).all():
     raise UsageError("an atom is zero: it cannot be picked or normalised")
@@ -58,11 +60,20 @@ def _pick(atoms, norms, residuals, exclude, columns, banned=None):
   return np.argmax(scores, axis=0)
 
 
+def check_tol(tol) -> float:
+  if not np.isfinite(tol) or tol < 0:
+    raise UsageError(f"tol (the residual threshold) must be finite and >= 0, got {tol!r}")
+  return float(tol)
+
+
 def matching_pursuit(atoms, signals, max_steps: int, max_support: int | None = None, tol: float = 0.0,
                      exclude=None) -> np.ndarray:
   """MP of each column of ``signals`` (m × k) over the columns of ``atoms`` (m × n) -> weights (n × k)."""
   atoms, signals, norms, exclude = _setup(atoms, signals, max_steps, exclude)
-  max_support = int(max_steps if max_support is None else max_support)
+  tol = check_tol(tol)
+  max_support = max_steps if max_support is None else max_support
+  if not isinstance(max_support, (int, np.integer)) or max_support < 1:
+    raise UsageError(f"max_support must be an integer of at least 1, got {max_support!r}")
   weights = np.zeros((atoms.shape[1], signals.shape[1]))
   residuals = signals.copy()
   for _ in range(int(max_steps)):
@@ -81,10 +92,12 @@ def orthogonal_matching_pursuit(atoms, signals, max_steps: int, tol: float = 0.0
   """OMP of each column of ``signals`` over the columns of ``atoms`` -> weights (n × k); at most ``max_steps``
   atoms each, fewer once the residual is within ``tol``."""
   atoms, signals, norms, exclude = _setup(atoms, signals, max_steps, exclude)
+  tol = check_tol(tol)
   weights = np.zeros((atoms.shape[1], signals.shape[1]))
+  usable = atoms.shape[1] - (exclude is not None)  # OMP never picks an atom twice, nor the excluded one
   for column in range(signals.shape[1]):
     signal, support, residual = signals[:, column], [], signals[:, column]
-    for _ in range(min(int(max_steps), atoms.shape[0], atoms.shape[1])):
+    for _ in range(min(int(max_steps), atoms.shape[0], usable)):
       if np.linalg.norm(residual) <= tol:
         break
       picked = int(_pick(atoms, norms, residual[:, None], exclude, np.asarray([column]), banned=support)[0])

@@ -15,7 +15,7 @@ def union_of_subspaces(rng: np.random.Generator, ambient: int, dimensions, share
   one per subspace)."""
   dimensions = list(dimensions)
   counts = [points] * len(dimensions) if np.isscalar(points) else list(points)
-  if len(counts) != len(dimensions) or min(dimensions) <= shared or max(dimensions) > ambient:
+  if not dimensions or len(counts) != len(dimensions) or min(dimensions) <= shared or max(dimensions) > ambient:
     raise UsageError(f"subspaces of dimensions {dimensions} sharing {shared} do not fit in {ambient} dimensions")
   common = rng.standard_normal((ambient, shared))
   columns, truth = [], []
