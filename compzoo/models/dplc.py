@@ -29,7 +29,7 @@ from compzoo import bitstream
 from compzoo.entropy import Decoder, Encoder
 from compzoo.entropy.tables import LearnedTable
 from compzoo.errors import BitstreamError, UsageError
-from compzoo.models.latent import LatentCoding, Quantized, file_key
+from compzoo.models.latent import SEED_BYTES, LatentCoding, Quantized, file_key, seed_of_stream, seed_stream
 from compzoo.nn import leaky_conv_stack
 from compzoo.pixels import from_tanh, to_signed
 from compzoo.rd import RDOutput
@@ -37,7 +37,6 @@ from compzoo.rd import RDOutput
 ARCHITECTURE = "dplc"  # the config name of this model (compzoo/models/__init__.py discovers it)
 
 STRIDE = 16
-SEED_BYTES = 4
 
 
 class DCGANGenerator(nnx.Module):
@@ -199,9 +198,8 @@ class DistributionPreservingCodec(LatentCoding, nnx.Module):
     """y in (-1, 1) -> values on L evenly spaced levels (straight-through) and the integer code. The seed,
     the file's other symbol, is the image's CRC32 (``symbols_of_images``): no function of y."""
     steps = self.levels - 1
-    code = jnp.clip(jnp.round((y + 1.0) * 0.5 * steps), 0, steps)
-    values = code * (2.0 / steps) - 1.0
-    return Quantized(y + jax.lax.stop_gradient(values - y), {"code": code.astype(jnp.int32)})
+    symbols = {"code": jnp.clip(jnp.round((y + 1.0) * 0.5 * steps), 0, steps).astype(jnp.int32)}
+    return Quantized(y + jax.lax.stop_gradient(self.latent_values(symbols) - y), symbols)
 
   def latent_values(self, symbols):
     return symbols["code"].astype(jnp.float32) * (2.0 / (self.levels - 1)) - 1.0
@@ -228,8 +226,7 @@ class DistributionPreservingCodec(LatentCoding, nnx.Module):
 
   def content_check(self, symbols) -> int:
     """The file's check: CRC32 of the seed's bytes and the code (the layout files have always carried)."""
-    seed = int(np.asarray(symbols["seed"]).ravel()[0])
-    return bitstream.crc32(seed.to_bytes(SEED_BYTES, "big") + np.asarray(symbols["code"], np.int32).tobytes())
+    return bitstream.crc32(seed_stream(symbols) + np.asarray(symbols["code"], np.int32).tobytes())
 
   # Coding (CodingModel through LatentCoding): a 32-bit seed stream, then the code stream.
   def coding_tables(self) -> dict:
@@ -248,7 +245,7 @@ class DistributionPreservingCodec(LatentCoding, nnx.Module):
       raise error(f"this dplc model codes {self.size}×{self.size} images{grey}; got {shape[1]}×{shape[0]}")
 
   def encode_symbols(self, symbols, prepared):
-    streams = [int(np.asarray(symbols["seed"]).ravel()[0]).to_bytes(SEED_BYTES, "big")]
+    streams = [seed_stream(symbols)]
     if self.positions:
       encoder = Encoder()
       LearnedTable.encode(encoder, np.asarray(symbols["code"]).ravel(), prepared["code"], np.arange(self.positions))
@@ -261,7 +258,7 @@ class DistributionPreservingCodec(LatentCoding, nnx.Module):
     code = np.zeros(self.positions, np.int32)
     if self.positions:
       code = LearnedTable.decode(Decoder(streams[1]), prepared["code"], np.arange(self.positions))
-    return {"code": code.reshape(self.code_shape), "seed": np.asarray([int.from_bytes(streams[0], "big")], np.uint32)}
+    return {"code": code.reshape(self.code_shape), "seed": seed_of_stream(streams[0])}
 
   def min_stream_bits(self, shape, prepared) -> float:
     """No stream holds an image of another size; otherwise the seed and each position's likeliest symbol."""

@@ -30,7 +30,7 @@ from compzoo.entropy.label_map import LabelMapModel
 from compzoo.entropy.tables import LearnedTable
 from compzoo.errors import UsageError
 from compzoo.models import pad_to_multiple
-from compzoo.models.latent import LatentCoding, Quantized, file_key
+from compzoo.models.latent import SEED_BYTES, LatentCoding, Quantized, file_key, seed_of_stream, seed_stream
 from compzoo.nn import leaky_conv_stack
 from compzoo.pixels import from_tanh, to_signed
 from compzoo.quantize import soft_to_hard
@@ -40,7 +40,6 @@ ARCHITECTURE = "gc"  # the config name of this model (compzoo/models/__init__.py
 
 STRIDE = 16
 CENTERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
-SEED_BYTES = 4
 CODE_TABLE = LearnedTable(len(CENTERS))  # one categorical over the centres per code channel
 
 
@@ -267,14 +266,14 @@ class GenerativeCompression(LatentCoding, nnx.Module):
     code = np.asarray(symbols["code"])  # h × w × C
     streams = [_encode_code(code, np.ones(code.shape[:2], bool), prepared["code"])]
     if self.noise_channels:
-      streams.insert(0, int(np.asarray(symbols["seed"])[0]).to_bytes(SEED_BYTES, "big"))
+      streams.insert(0, seed_stream(symbols))
     return streams
 
   def decode_symbols(self, streams, shape, prepared):
     bitstream.expect_streams(streams, 1 + bool(self.noise_channels), "gc", {0: SEED_BYTES} if self.noise_channels else None)
     symbols = {"code": _decode_code(streams[-1], np.ones(self.latent_shape(shape), bool), prepared["code"])}
     if self.noise_channels:
-      symbols["seed"] = np.asarray([int.from_bytes(streams[0], "big")], np.uint32)
+      symbols["seed"] = seed_of_stream(streams[0])
     return symbols
 
   def min_stream_bits(self, shape, prepared) -> float:
@@ -405,7 +404,7 @@ class SelectiveCompression(GenerativeCompression):
     self.label_model.coder.encode(encoder, symbols["labels"], prepared["labels"])
     streams = [encoder.finish(), _encode_code(symbols["code"], self._coded(symbols["labels"]), prepared["code"])]
     if self.noise_channels:
-      streams.append(int(symbols["seed"][0]).to_bytes(SEED_BYTES, "big"))
+      streams.append(seed_stream(symbols))
     return streams
 
   def decode_symbols(self, streams, shape, prepared):
@@ -413,7 +412,7 @@ class SelectiveCompression(GenerativeCompression):
     labels = self.label_model.coder.decode(Decoder(streams[0]), tuple(shape[:2]), prepared["labels"])
     symbols = {"code": _decode_code(streams[1], self._coded(labels), prepared["code"]), "labels": labels}
     if self.noise_channels:
-      symbols["seed"] = np.asarray([int.from_bytes(streams[2], "big")], np.uint32)
+      symbols["seed"] = seed_of_stream(streams[2])
     return symbols
 
   def reconstruct(self, image, label_map=None):

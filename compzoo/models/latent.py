@@ -35,6 +35,19 @@ def file_key(seed) -> jax.Array:
   return jax.random.key(seed, impl="threefry2x32")
 
 
+SEED_BYTES = 4  # a file's noise seed (GC's, SC's, dplc's) is a 32-bit big-endian stream of its own
+
+
+def seed_stream(symbols: dict) -> bytes:
+  """The stream of the ``seed`` symbol (one uint32) of one image's symbols."""
+  return int(np.asarray(symbols["seed"]).ravel()[0]).to_bytes(SEED_BYTES, "big")
+
+
+def seed_of_stream(stream: bytes) -> np.ndarray:
+  """The ``seed`` symbol (shape (1,), uint32) a seed stream holds."""
+  return np.asarray([int.from_bytes(stream, "big")], np.uint32)
+
+
 def symbols_check(symbols: dict) -> int:
   """CRC32 of every symbol array (as int32, keys in sorted order)."""
   return bitstream.crc32(np.concatenate([np.asarray(symbols[k], np.int32).ravel() for k in sorted(symbols)]))
