@@ -19,6 +19,7 @@ import pkgutil
 import typing
 from typing import Any, Mapping, Protocol
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -58,10 +59,10 @@ class CodingModel(Protocol):
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
   """Edge padding of an H×W×C image (or a batch, N×H×W×C) up to the next multiple of ``multiple`` (decoders
-  crop it off again)."""
+  crop it off again); NumPy arrays in NumPy, anything else (traced arrays) in JAX."""
   height, width = image.shape[-3:-1]
   pads = ((0, 0),) * (image.ndim - 3) + ((0, -height % multiple), (0, -width % multiple), (0, 0))
-  return np.pad(image, pads, mode="edge")
+  return (np if isinstance(image, np.ndarray) else jnp).pad(image, pads, mode="edge")
 
 
 def architectures() -> dict[str, str]:

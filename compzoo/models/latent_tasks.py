@@ -26,7 +26,7 @@ from flax import nnx
 
 from compzoo import quantize as quantizers
 from compzoo.errors import UsageError
-from compzoo.models import bmshj2018
+from compzoo.models import bmshj2018, pad_to_multiple
 from compzoo.models.segmenter import UNet
 from compzoo.models.latent import LatentCoding, Quantized
 from compzoo.pixels import to_signed
@@ -109,9 +109,7 @@ class TaskModel(LatentCoding, nnx.Module):
     if self.path == "original":
       return to_signed(images)
     height, width = images.shape[1:3]
-    multiple = self.STRIDE
-    padded = jnp.pad(images, ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
-    latents = quantizers.ste_round(self.codec.analyze(padded))
+    latents = quantizers.ste_round(self.codec.analyze(pad_to_multiple(images, self.STRIDE)))
     if self.path == "latent":
       return latents
     return self.pixels_to_inputs(self.codec.synthesize(latents)[:, :height, :width])

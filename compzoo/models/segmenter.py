@@ -16,6 +16,7 @@ from flax import nnx
 
 from compzoo.data.images import CAMVID_VOID
 from compzoo.errors import UsageError
+from compzoo.models import pad_to_multiple
 from compzoo.pixels import to_signed
 
 ARCHITECTURE = "segmenter"  # the config name of this model (compzoo/models/__init__.py discovers it)
@@ -54,9 +55,7 @@ class UNet(nnx.Module):
     self.head = nnx.Conv(widths[0], classes, (1, 1), rngs=rngs)
 
   def _padded(self, x):
-    multiple = 2 ** (self.depth - self.start)
-    height, width = x.shape[1:3]
-    return jnp.pad(x, ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)), mode="edge")
+    return pad_to_multiple(x, 2 ** (self.depth - self.start))
 
   def _encode(self, x):
     """-> (the bottleneck, the skips of each level)."""
