@@ -88,21 +88,29 @@ def dimensions(rng, repetitions):
   return result, draw
 
 
-def large(rng, repetitions):
-  del repetitions
+def _compare(points, truth, clusters: int) -> dict:
+  """Each clustering method on the columns of ``points``: seconds (spectral clustering included), error and
+  cluster sizes."""
   from compzoo import sparse
-  from compzoo.sparse.subspaces import union_of_subspaces
-  x, truth = union_of_subspaces(rng, ambient=100, dimensions=(10,) * 10, points=200, noise=0.3)
-  methods = {"SSC-MP": lambda: sparse.ssc(x, 10, "mp", max_steps=10),
-             "SSC-OMP": lambda: sparse.ssc(x, 10, "omp", max_steps=10),
-             "SSC-Lasso": lambda: sparse.ssc(x, 10, "lasso", alpha=0.05),
-             "TSC": lambda: sparse.tsc(x, 10, neighbours=10)}
+  methods = {"SSC-MP": lambda: sparse.ssc(points, clusters, "mp", max_steps=10),
+             "SSC-OMP": lambda: sparse.ssc(points, clusters, "omp", max_steps=10),
+             "SSC-Lasso": lambda: sparse.ssc(points, clusters, "lasso", alpha=0.05),
+             "TSC": lambda: sparse.tsc(points, clusters, neighbours=10)}
   rows = {}
   for name, run in methods.items():
     started = time.perf_counter()
     labels = run()
-    rows[name] = {"seconds": time.perf_counter() - started, "error": sparse.clustering_error(labels, truth)}
+    rows[name] = {"seconds": time.perf_counter() - started, "error": sparse.clustering_error(labels, truth),
+                  "cluster_sizes": sorted(np.bincount(labels).tolist(), reverse=True)}
     print(name, rows[name])
+  return rows
+
+
+def large(rng, repetitions):
+  del repetitions
+  from compzoo.sparse.subspaces import union_of_subspaces
+  x, truth = union_of_subspaces(rng, ambient=100, dimensions=(10,) * 10, points=200, noise=0.3)
+  rows = _compare(x, truth, 10)
   result = {"setting": dict(ambient=100, subspaces=10, dimension=10, points=2000, noise=0.3), "methods": rows}
 
   def draw(axes):
@@ -158,21 +166,11 @@ def mnist(rng, repetitions):
   u, _, _ = np.linalg.svd(x, full_matrices=False)
   features = u[:, :50].T @ x  # PCA to 50 dimensions
   truth = labels[:count]
-  methods = {"SSC-MP": lambda: sparse.ssc(features, 10, "mp", max_steps=10),
-             "SSC-OMP": lambda: sparse.ssc(features, 10, "omp", max_steps=10),
-             "SSC-Lasso": lambda: sparse.ssc(features, 10, "lasso", alpha=0.05),
-             "TSC": lambda: sparse.tsc(features, 10, neighbours=10)}
-  rows = {}
+  rows = _compare(features, truth, 10)
   same_digit = truth[:, None] == truth[None, :]
-  for name, run in methods.items():
-    started = time.perf_counter()
-    found = run()
-    rows[name] = {"seconds": time.perf_counter() - started, "error": sparse.clustering_error(found, truth),
-                  "cluster_sizes": sorted(np.bincount(found).tolist(), reverse=True)}
-    if name in ("SSC-MP", "SSC-OMP"):  # how much of the affinity joins points of one digit (10% at random)
-      weights = np.abs(sparse.self_expression(features, name[4:].lower(), max_steps=10))
-      rows[name]["same_digit_weight"] = float((weights * same_digit).sum() / weights.sum())
-    print(name, rows[name])
+  for name in ("SSC-MP", "SSC-OMP"):  # how much of the affinity joins points of one digit (10% at random)
+    weights = np.abs(sparse.self_expression(features, name[4:].lower(), max_steps=10))
+    rows[name]["same_digit_weight"] = float((weights * same_digit).sum() / weights.sum())
   result = {"digits": count, "pca": 50, "methods": rows, "paper": "none: no source paper reports this setting"}
 
   def draw(axes):
