@@ -139,11 +139,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir, stop_at: int 
     graphdef, state = _place_restored(train_state, checkpoints, start, mesh)
     batches, eval_records = _open_data(config, start, mesh)
     steps = _Steps(config, workdir, stop_at, started, mesh, train_state, checkpoints)
-    state, last = steps.run(objective, graphdef, state, batches, eval_records, start, progress)
+    state, last, done = steps.run(objective, graphdef, state, batches, eval_records, start, progress)
   finally:
     checkpoints.close()
   nnx.update(train_state, state)
-  if (steps.done == config.train.steps or config.train.get("export_on_stop", False)) and _chief():
+  if (done == config.train.steps or config.train.get("export_on_stop", False)) and _chief():
     exports.write(workdir / "export", config, train_state.model)
   return last
 
@@ -205,16 +205,16 @@ class _Steps:
     self.config, self.workdir, self.stop_at, self.started, self.mesh = config, workdir, stop_at, started, mesh
     self.train_state, self.checkpoints = train_state, checkpoints
     self.budget = float(config.train.get("max_seconds", 0) or 0)
-    self.done = 0
 
   def run(self, objective, graphdef, state, batches, eval_records, start: int, progress: bool):
+    """-> (the state, the last logged metrics, the steps done)."""
     train = self.config.train
     step_fn = compile_step(objective, graphdef, self.mesh)
     eval_fn = compile_eval(objective, graphdef, self.mesh)
     base_key = jax.random.PRNGKey(train.seed)
     log = MetricsLog(self.workdir, start, train.steps, progress=progress) if _chief() else NoLog()
     reads = ReadsLog(self.workdir, jax.process_index(), start) if train.get("log_reads", False) else None
-    last, pending, interval_start, self.done = {}, [], time.perf_counter(), start
+    last, pending, interval_start, done = {}, [], time.perf_counter(), start
     try:
       for step in range(start, train.steps):
         local = next(batches)
@@ -223,7 +223,7 @@ class _Steps:
         state, step_metrics = step_fn(state, mesh_lib.shard_batch(local, self.mesh),
                                       jax.random.fold_in(base_key, step), step)
         pending.append(step_metrics)
-        self.done = done = step + 1
+        done = step + 1
         log.advance()
         out_of_time = self.budget > 0 and mesh_lib.agree(time.monotonic() - self.started >= self.budget)
         finished = done == train.steps or done == self.stop_at or out_of_time
@@ -244,7 +244,7 @@ class _Steps:
           break
     finally:
       log.close()
-    return state, last
+    return state, last, done
 
   def _log_interval(self, log, done: int, pending: list, interval_start: float) -> dict[str, float]:
     """The interval's mean metrics, its throughput and wall time (``interval_s``: summing the column of
