@@ -20,7 +20,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks sparse bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
+.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks sparse patch-books bench-patch bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -160,6 +160,18 @@ bench-latent-tasks: $(STAMP)
 # Greedy sparse coding's five reproductions (docs/sparse.md): figures and numbers into runs/sparse.
 sparse: $(STAMP)
 	for f in iterations dimensions large cone mnist; do $(BIN)/python -m experiments.sparse_figures --figure=$$f --out=runs/sparse || exit 1; done
+
+# The patch codecs (docs/patch-codecs.md): their books from BSDS500 train, then RD against JPEG and JPEG 2000 on
+# Kodak and CamVid test with BD-rates against the global-PCA control, and a picture grid beside JPEG.
+PATCH_CODECS := patch-ssc,patch-ssc:dims=full,patch-kmeans,patch-pca,patch-nonneg
+PATCH_GRID ?= patch-ssc:step=56,patch-pca:step=56,patch-nonneg:step=56,jpeg:quality=12,jpeg2000:psnr=28
+patch-books: $(STAMP)
+	$(BIN)/python -m experiments.patch_fit
+
+bench-patch: $(STAMP)
+	$(BIN)/compzoo bench -m $(PATCH_CODECS),jpeg,jpeg2000 --sweep --anchor patch-pca,jpeg --images $(KODAK) --out runs/kodak-patch
+	$(BIN)/compzoo bench -m $(PATCH_CODECS),jpeg,jpeg2000 --sweep --anchor patch-pca,jpeg --images $(CAMVID_TEST) --limit 12 --out runs/camvid-patch
+	$(BIN)/compzoo bench -m $(PATCH_GRID) --images $(KODAK) --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 224 --out runs/kodak-patch-grid
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

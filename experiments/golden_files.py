@@ -1,6 +1,7 @@
 """Writes one file per shipped learned entry, and the pixels it decodes to, for tests/test_golden_files.py.
 
     python -m experiments.golden_files --golden_dir=tests/data/golden
+    python -m experiments.golden_files --codecs=patch-ssc:step=20   # add a new entry's file, keep the others
 
 Files written by one build must decode, unchanged, with every later build (or be refused with a one-line
 reason): these are the files a refactor of the coding code is checked against. Run it before such a change,
@@ -22,15 +23,18 @@ from PIL import Image
 
 from compzoo import zoo
 from compzoo.codecs.base import fit_image, sample_side
+from compzoo.errors import UsageError
 
 _OUT = flags.DEFINE_string("golden_dir", "tests/data/golden", "folder for the files, their pixels and manifest.json")
+_ONLY = flags.DEFINE_list("codecs", [], "write only these (new entries), keeping the manifest's other files")
 
-# One point of every shipped learned family (the points of one family share its coding code).
+# One point of every shipped learned family (the points of one family share its coding code), and of the fitted
+# patch codecs' two kinds of book.
 CODECS = (
     "bmshj2018-factorized:quality=1", "cpm-low", "cpm-mid", "cpm-high", "gc:channels=4", "gc-mse:channels=2",
     "sc:synthesize=sky+road", "dplc-mnist-wae:rate=8", "dplc-mnist-wgan:rate=0", "dplc-cifar10-wpp:rate=16",
     "torfason-ae:rate=mid", "torfason-ae-joint-camvid:rate=low", "jpeg-refine:quality=30", "l3c", "l3c-rgb",
-    "l3c-rgb-shared", "pixelcnn")
+    "l3c-rgb-shared", "pixelcnn", "patch-ssc:step=20", "patch-nonneg:step=28")
 CROP = (37, 53)  # odd on both sides: every model pads
 
 
@@ -63,9 +67,18 @@ def main(argv):
   del argv
   out = Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
-  manifest = {}
-  for name in CODECS:
+  manifest, backend = {}, backend_fingerprint()
+  if _ONLY.value:
+    unknown = sorted(set(_ONLY.value) - set(CODECS))
+    if unknown:
+      raise UsageError(f"--codecs names {', '.join(unknown)}, which CODECS lacks")
+    previous = json.loads((out / "manifest.json").read_text())
+    manifest, backend = previous["files"], previous["backend"]  # the kept files' writer, not this machine
+  for name in _ONLY.value or CODECS:
     codec = zoo.make_codec(name)
+    if backend != backend_fingerprint() and getattr(codec, "guarantee", "") == "same-backend":
+      raise UsageError(f"{name} decodes only on the machine kind that wrote it, and the kept files' manifest names "
+                       "another: write every file again (no --codecs) on one machine")
     image = image_for(codec)
     data = codec.compress(image, **sample_side(codec, image))
     pixels = codec.decompress(data)
@@ -76,7 +89,7 @@ def main(argv):
                       "pixels_sha256": hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
                       "lossless": codec.lossless, "guarantee": getattr(codec, "guarantee", "")}
     print(f"{name}: {len(data)} bytes, {pixels.shape}")
-  (out / "manifest.json").write_text(json.dumps({"backend": backend_fingerprint(), "files": manifest}, indent=1,
+  (out / "manifest.json").write_text(json.dumps({"backend": backend, "files": manifest}, indent=1,
                                                 sort_keys=True) + "\n")
 
 

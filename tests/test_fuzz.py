@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # make test-fast leaves these out
 SLOW_TO_DECODE = {"pixelcnn"}
 
 
-CODECS = [name for name, entry in zoo.entries().items() if entry.kind == "classic"] + [
+CODECS = [name for name, entry in zoo.entries().items() if entry.kind in ("classic", "fitted")] + [
     name for architecture, name in one_entry_per_architecture().items() if architecture not in SLOW_TO_DECODE]
 
 
@@ -47,6 +47,6 @@ def test_headers_claiming_huge_images_fail_fast_in_one_line(name, image):
   results = check_crafted_headers(codec, image, seconds=2.0)
   assert len(results) == 4 + (name not in LOOSE_STREAM_BOUND) + bool(codec.max_pixels)
   assert any("over the limit" in message for _, _, message in results)
-  if zoo.get(name).kind == "learned":
+  if zoo.get(name).kind in ("learned", "fitted"):
     assert any("cannot hold" in message for _, _, message in results)  # the stream bound, not only limits
 

@@ -35,7 +35,7 @@ def weights(tmp_path_factory):
 @pytest.mark.parametrize("name", ENTRIES)
 def test_entry(name, image, weights):
   entry = zoo.get(name)
-  assert entry.description and entry.kind in ("classic", "learned")
+  assert entry.description and entry.kind in ("classic", "fitted", "learned")
   if name == "pixelcnn":  # one network pass per pixel: a smaller crop keeps the walk quick
     image = np.ascontiguousarray(image[:16, :24])
   image = fit_image(image, zoo.make_codec(name, weights=weights if entry.needs_weights else None))

@@ -9,6 +9,9 @@ entry has one integer table over [-r, r] plus an escape, with r covering all but
 values follow Elias-gamma style: each one's bit length, then its bits below the leading one. The tables depend on the ladder only: they are built once and shipped
 in the export (``tables.msgpack``); a decoder validates them and never rebuilds them.
 
+``folded`` tables code non-negative symbols (q >= 0, no sign: a non-negative pursuit's coefficients) under the
+same ladder: a half-normal over [0, r], P(0) the Gaussian's central bin and P(q) twice its bin q.
+
 The indexes come from the network's float σ, so a decoder on another backend may pick a neighbouring table
 for a symbol whose σ lies on a ladder step; the file's symbol check turns that into a BitstreamError.
 """
@@ -55,45 +58,68 @@ def scale_indexes(scales) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class GaussianTables:
-  """``freqs[k]`` codes q in ``[-radii[k], radii[k]]`` plus a final escape, for ladder scale k."""
+  """``freqs[k]`` codes q in ``[-radii[k], radii[k]]`` (``folded``: ``[0, radii[k]]``) plus a final escape, for
+  ladder scale k."""
 
   radii: np.ndarray  # (K,) int64
   freqs: tuple[np.ndarray, ...]  # K rows of integer frequencies summing to 2**24
+  folded: bool = False
 
   @classmethod
-  def build(cls) -> "GaussianTables":
+  def build(cls, folded: bool = False) -> "GaussianTables":
     radii, freqs = [], []
     for scale in scale_ladder().astype(np.float64):
       radius = max(1, math.ceil(_TAIL_SIGMAS * scale))
       edges = (np.arange(-radius, radius + 2) - 0.5) / scale
       pmf = np.diff(special.ndtr(edges))
+      if folded:
+        pmf = np.concatenate([pmf[radius:radius + 1], 2.0 * pmf[radius + 1:]])
       escape = max(1.0 - pmf.sum(), 1e-9)
       radii.append(radius)
       freqs.append(quantize_pmf(np.append(pmf, escape)[None])[0])
-    return cls(np.asarray(radii, np.int64), tuple(freqs))
+    return cls(np.asarray(radii, np.int64), tuple(freqs), folded)
 
   def to_arrays(self) -> dict:
     return {"radii": np.asarray(self.radii, np.int64), "freqs": [np.asarray(f, np.float32) for f in self.freqs]}
 
   @classmethod
-  def from_arrays(cls, arrays) -> "GaussianTables":
-    """Validates shipped tables: one row per ladder scale, 2r + 2 integers >= 1 summing to 2**24."""
-    return cls(*ragged_tables(arrays, "radii", SCALE_LEVELS, "gaussian", widths=lambda radii: 2 * radii + 2))
+  def from_arrays(cls, arrays, folded: bool = False) -> "GaussianTables":
+    """Validates shipped tables: one row per ladder scale, 2r + 2 (folded: r + 2) integers >= 1 summing to 2**24."""
+    widths = (lambda radii: radii + 2) if folded else (lambda radii: 2 * radii + 2)
+    return cls(*ragged_tables(arrays, "radii", SCALE_LEVELS, "gaussian", widths=widths), folded)
+
+  def _low(self, radius):
+    return 0 if self.folded else -radius
 
   def min_bits_per_symbol(self) -> float:
     return float(min(PRECISION - np.log2(f.max()) for f in self.freqs))
 
+  def bit_costs(self, largest: int) -> np.ndarray:
+    """(ladder scales, 2·largest + 1) bits of q in [-largest, largest] under each table (an escape's cost
+    estimated): what an encoder weighs choices with, not what a decoder needs."""
+    q = np.arange(-largest, largest + 1)
+    costs = np.empty((SCALE_LEVELS, q.size))
+    for k, (radius, freq) in enumerate(zip(self.radii, self.freqs)):
+      bits = PRECISION - np.log2(freq)
+      inside = (q >= self._low(radius)) & (q <= radius)
+      escaped = bits[-1] + 6 + 2 * np.log2(1 + np.abs(q))
+      costs[k] = np.where(inside, bits[np.clip(q - self._low(radius), 0, freq.size - 1)], escaped)
+    return costs
+
   def encode(self, symbols, indexes) -> bytes:
     """Integer ``symbols`` (q = round(y - μ)) under the tables ``indexes`` picks, table by table."""
     symbols, indexes = _flat(symbols, indexes)
+    if self.folded and symbols.size and symbols.min() < 0:
+      raise UsageError("folded gaussian coding takes non-negative symbols")
     encoder, escaped = Encoder(), []
     for k in np.unique(indexes):
       chosen = symbols[indexes == k]
-      radius = self.radii[k]
-      outside = np.abs(chosen) > radius
-      encoder.put_table(np.where(outside, 2 * radius + 1, chosen + radius), self.freqs[k])
+      radius, low = self.radii[k], self._low(self.radii[k])
+      outside = (chosen > radius) | (chosen < low)
+      encoder.put_table(np.where(outside, radius - low + 1, chosen - low), self.freqs[k])
       escaped.append(chosen[outside])
-    _put_escapes(encoder, zigzag(np.concatenate(escaped) if escaped else np.zeros(0, np.int64)))
+    escaped = np.concatenate(escaped) if escaped else np.zeros(0, np.int64)
+    _put_escapes(encoder, escaped if self.folded else zigzag(escaped))
     return encoder.finish()
 
   def decode(self, data: bytes, indexes) -> np.ndarray:
@@ -106,12 +132,13 @@ class GaussianTables:
     escape_at = []
     for k in np.unique(flat):
       where = np.nonzero(flat == k)[0]
-      radius = self.radii[k]
+      radius, low = self.radii[k], self._low(self.radii[k])
       index = decoder.get_table(where.size, self.freqs[k]).astype(np.int64)
-      symbols[where] = index - radius
-      escape_at.append(where[index == 2 * radius + 1])
+      symbols[where] = index + low
+      escape_at.append(where[index == radius - low + 1])
     escape_at = np.concatenate(escape_at) if escape_at else np.zeros(0, np.int64)
-    symbols[escape_at] = unzigzag(_get_escapes(decoder, escape_at.size))
+    escapes = _get_escapes(decoder, escape_at.size)
+    symbols[escape_at] = escapes if self.folded else unzigzag(escapes)
     if np.abs(symbols).max(initial=0) > np.iinfo(np.int32).max:
       raise BitstreamError("gaussian stream decodes to values outside int32")
     return symbols.astype(np.int32).reshape(indexes.shape)

@@ -10,9 +10,9 @@ error), cone.py (non-negative MP and its away-step, pairwise and fully correctiv
 
 from compzoo.sparse.clustering import (PURSUITS, clustering_error, self_expression, spectral_clustering, ssc, tsc,
                                        tsc_affinity, unit_columns)
-from compzoo.sparse.cone import VARIANTS, ConeResult, MatrixAtoms, Quadratic, cone_pursuit
+from compzoo.sparse.cone import VARIANTS, ConeResult, MatrixAtoms, Quadratic, cone_pursuit, fcmp_codes
 from compzoo.sparse.pursuit import matching_pursuit, orthogonal_matching_pursuit
 
 __all__ = ["PURSUITS", "VARIANTS", "ConeResult", "MatrixAtoms", "Quadratic", "clustering_error", "cone_pursuit",
-           "matching_pursuit", "orthogonal_matching_pursuit", "self_expression", "spectral_clustering", "ssc", "tsc",
-           "tsc_affinity", "unit_columns"]
+           "fcmp_codes", "matching_pursuit", "orthogonal_matching_pursuit", "self_expression", "spectral_clustering",
+           "ssc", "tsc", "tsc_affinity", "unit_columns"]
