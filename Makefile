@@ -20,7 +20,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks sparse patch-books bench-patch bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
+.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks sparse patch-books bench-patch strassen bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -172,6 +172,10 @@ bench-patch: $(STAMP)
 	$(BIN)/compzoo bench -m $(PATCH_CODECS),jpeg,jpeg2000 --sweep --anchor patch-pca,jpeg --images $(KODAK) --out runs/kodak-patch
 	$(BIN)/compzoo bench -m $(PATCH_CODECS),jpeg,jpeg2000 --sweep --anchor patch-pca,jpeg --images $(CAMVID_TEST) --limit 12 --out runs/camvid-patch
 	$(BIN)/compzoo bench -m $(PATCH_GRID) --images $(KODAK) --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 224 --out runs/kodak-patch-grid
+
+# StrassenNets (docs/strassennets.md): 2×2 products by sum-product networks at r = 6, 7, 8 over 200 seeds.
+strassen: $(STAMP)
+	$(BIN)/python -m experiments.strassen --out=runs/strassen
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

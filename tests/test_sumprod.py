@@ -1,0 +1,143 @@
+"""Sum-product layers (compzoo/nn/sumprod.py): ternarisation, the three training modes, exact operation counts,
+and the r = 7 algorithm experiments/strassen.py found, proved exact on integer matrices."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from compzoo.errors import UsageError
+from compzoo.nn import sumprod
+
+SOLUTION = Path(__file__).parent / "data" / "strassen_r7.json"
+
+
+def test_ternarize_is_twn_forward_and_straight_through_backward():
+  w = jnp.array([0.9, -0.05, 0.4, -1.3, 0.02, 0.6])
+  levels, alpha = sumprod.ternary_levels(w)
+  threshold = 0.7 * np.mean(np.abs(w))
+  np.testing.assert_array_equal(levels, np.sign(w) * (np.abs(w) > threshold))
+  assert alpha == pytest.approx(np.mean(np.abs(w)[np.abs(w) > threshold]))
+  np.testing.assert_allclose(sumprod.ternarize(w), alpha * levels, rtol=1e-6)
+  np.testing.assert_allclose(jax.grad(lambda v: jnp.sum(sumprod.ternarize(v) * jnp.arange(6.0)))(w), np.arange(6.0))
+  np.testing.assert_array_equal(sumprod.round_ternary(jnp.array([-2.2, -0.6, 0.4, 0.7, 3.0])), [-1, -1, 0, 1, 1])
+  assert float(sumprod.ternary_penalty(jnp.array([-1.0, 0.0, 1.0]))) == 0.0
+  assert float(sumprod.ternary_penalty(jnp.array([0.5]))) > 0
+
+
+def test_the_three_modes_of_a_dense_layer():
+  x = jax.random.normal(jax.random.PRNGKey(0), (5, 12))
+  layer = sumprod.SumProdDense(12, 3, 6, rngs=nnx.Rngs(0))
+  w_b, w_c = layer.w_b[...], layer.w_c[...]
+  np.testing.assert_allclose(layer(x), (x @ w_b.T) @ w_c.T, rtol=1e-5, atol=1e-5)  # ã starts at 1
+  layer.mode = "ternary"
+  t_b, a_b = sumprod.ternary_levels(w_b)
+  t_c, a_c = sumprod.ternary_levels(w_c)
+  np.testing.assert_allclose(layer(x), a_b * a_c * (x @ t_b.T) @ t_c.T, rtol=1e-5, atol=1e-5)
+
+  def grads(mode):
+    layer.mode = mode
+    return nnx.grad(lambda m: jnp.sum(m(x) ** 2))(layer)
+  assert float(jnp.abs(grads("ternary")["w_b"][...]).sum()) > 0
+  frozen = grads("frozen")
+  assert float(jnp.abs(frozen["w_b"][...]).sum()) == 0 and float(jnp.abs(frozen["w_c"][...]).sum()) == 0
+  assert float(jnp.abs(frozen["scale"][...]).sum()) > 0
+  with pytest.raises(UsageError, match="mode"):
+    sumprod.SumProdDense(2, 2, 2, rngs=nnx.Rngs(0), mode="binary")
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_sum_product_convolution_can_be_exactly_a_plain_one(stride):
+  """Hidden unit (dy, dx, o) holds the plain kernel of output channel o at offset (dy, dx)·s in its window, and W_c
+  sends it to that output alone: the SPN then is the plain 'SAME' convolution, block geometry and padding included."""
+  block, kernel, inputs, outputs = 2, 3, 2, 3
+  plain = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, inputs, outputs))
+  layer = sumprod.SumProdConv(inputs, outputs, kernel, block * block * outputs, block, stride=stride,
+                              rngs=nnx.Rngs(0), bias=False)
+  window = (block - 1) * stride + kernel
+  w_b = np.zeros((window, window, inputs, block * block * outputs), np.float32)
+  w_c = np.zeros((block, block, block * block * outputs, outputs), np.float32)
+  for dy, dx, o in np.ndindex(block, block, outputs):
+    h = (dy * block + dx) * outputs + o
+    w_b[dy * stride:dy * stride + kernel, dx * stride:dx * stride + kernel, :, h] = plain[..., o]
+    w_c[dy, dx, h, o] = 1.0
+  layer.w_b[...], layer.w_c[...] = jnp.asarray(w_b), jnp.asarray(w_c)
+  x = jax.random.normal(jax.random.PRNGKey(2), (2, 8, 12, inputs))
+  expected = jax.lax.conv_general_dilated(x, plain, (stride, stride), "SAME",
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
+  with pytest.raises(UsageError, match="multiples"):
+    layer(x[:, :7])
+
+
+def test_operation_counts_are_exact():
+  assert sumprod.dense_ops(10, 4) == sumprod.OpCount(40, 40, 44)
+  assert sumprod.conv_ops(8, 8, 3, 2, 5, bias=False) == sumprod.OpCount(8 * 8 * 5 * 18, 8 * 8 * 5 * 17, 90)
+  assert sumprod.sum_additions(np.array([[1, 0, -1], [0, 0, 0], [1, 1, 1]])) == 1 + 0 + 2
+  layer = sumprod.SumProdDense(12, 3, 6, rngs=nnx.Rngs(0), mode="ternary")
+  t_b, _ = sumprod.ternary_levels(layer.w_b[...])
+  t_c, _ = sumprod.ternary_levels(layer.w_c[...])
+  ops = layer.ops()
+  assert ops.multiplications == 6 and ops.parameters == 6 * (12 + 3 + 1) + 3
+  assert ops.additions == sumprod.sum_additions(t_b) + sumprod.sum_additions(t_c) + 3
+  layer.mode = "full"
+  assert layer.ops().multiplications == 6 * 12 + 6 + 3 * 6
+  conv = sumprod.SumProdConv(4, 8, 3, 10, 2, rngs=nnx.Rngs(0), mode="ternary")
+  blocks = (16 // 2) * (12 // 2)
+  assert conv.ops(16, 12).multiplications == blocks * 10  # r per 2×2 block of outputs, every channel
+  plain = sumprod.conv_ops(16, 12, 3, 4, 8)
+  assert conv.ops(16, 12).multiplications < 0.02 * plain.multiplications
+  t_b, _ = sumprod.ternary_levels(conv.w_b[...])
+  t_c, _ = sumprod.ternary_levels(conv.w_c[...])
+  filters = sum(max(np.count_nonzero(t_b[..., h]) - 1, 0) for h in range(10))
+  spreads = sum(max(np.count_nonzero(t_c[dy, dx, :, o]) - 1, 0) for dy, dx, o in np.ndindex(2, 2, 8))
+  assert conv.ops(16, 12).additions == blocks * (filters + spreads + 2 * 2 * 8)
+
+
+def test_the_found_r7_algorithm_multiplies_integer_matrices_exactly():
+  solution = json.loads(SOLUTION.read_text())
+  w_a, w_b, w_c = (np.array(solution[k], np.int64) for k in ("w_a", "w_b", "w_c"))
+  assert w_a.shape == (7, 4) and set(np.unique(np.concatenate([w_a.ravel(), w_b.ravel(), w_c.ravel()]))) <= {-1, 0, 1}
+  assert sumprod.is_exact_matmul(w_a, w_b, w_c, 2)
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    a, b = rng.integers(-10**6, 10**6, (2, 2, 2), dtype=np.int64)
+    np.testing.assert_array_equal(sumprod.spn_matmul(w_a, w_b, w_c, a, b), a @ b)
+  assert sumprod.matmul_ops(w_a, w_b, w_c).multiplications == 7
+  broken = w_c.copy()
+  broken[0, np.nonzero(broken[0])[0][0]] *= -1
+  assert not sumprod.is_exact_matmul(w_a, w_b, broken, 2)
+  # Six products cannot do it (the rank of 2×2 matrix multiplication is 7): dropping any one breaks it.
+  assert not any(sumprod.is_exact_matmul(np.delete(w_a, i, 0), np.delete(w_b, i, 0), np.delete(w_c, i, 1), 2)
+                 for i in range(7))
+  with pytest.raises(UsageError, match="integer"):
+    sumprod.is_exact_matmul(w_a.astype(float), w_b, w_c, 2)
+
+
+def test_the_schoolbook_product_is_an_exact_r8_spn():
+  w_a, w_b, w_c = [], [], np.zeros((4, 8), np.int64)
+  for index, (row, inner, column) in enumerate(np.ndindex(2, 2, 2)):
+    w_a.append(np.eye(4, dtype=np.int64)[row * 2 + inner])
+    w_b.append(np.eye(4, dtype=np.int64)[inner * 2 + column])
+    w_c[row * 2 + column, index] = 1
+  assert sumprod.is_exact_matmul(np.array(w_a), np.array(w_b), w_c, 2)
+  assert sumprod.matmul_ops(np.array(w_a), np.array(w_b), w_c) == sumprod.OpCount(8, 4, 0)
+
+
+@pytest.mark.slow
+def test_training_finds_an_exact_r7_algorithm_and_no_r6_one(tmp_path):
+  from absl.testing import flagsaver
+  from experiments import strassen
+
+  strassen.FLAGS([""])
+  with flagsaver.flagsaver(out=str(tmp_path), hidden=["6", "7"], recipes=["penalty"], seeds=8, full_steps=1500,
+                           ternary_steps=3000, round_steps=500, solution=str(tmp_path / "r7.json")):
+    strassen.main([""])
+  results = {row["hidden"]: row["exact"] for row in json.loads((tmp_path / "results.json").read_text())["results"]}
+  assert results[7] >= 1 and results[6] == 0
+  found = json.loads((tmp_path / "r7.json").read_text())
+  assert sumprod.is_exact_matmul(*(np.array(found[k]) for k in ("w_a", "w_b", "w_c")), 2)
