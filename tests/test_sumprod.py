@@ -46,15 +46,23 @@ def test_the_three_modes_of_a_dense_layer():
   frozen = grads("frozen")
   assert float(jnp.abs(frozen["w_b"][...]).sum()) == 0 and float(jnp.abs(frozen["w_c"][...]).sum()) == 0
   assert float(jnp.abs(frozen["scale"][...]).sum()) > 0
+  np.testing.assert_allclose(layer(x), a_b * a_c * (x @ t_b.T) @ t_c.T, rtol=1e-5, atol=1e-5)  # frozen = ternary
   with pytest.raises(UsageError, match="mode"):
     sumprod.SumProdDense(2, 2, 2, rngs=nnx.Rngs(0), mode="binary")
+  layer.mode = "binary"  # a typo set later is refused on use, not run as ternary
+  with pytest.raises(UsageError, match="mode"):
+    layer(x)
+  layer.mode = "full"
+  with pytest.raises(UsageError, match="features"):
+    layer(x[:, :5])
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_a_sum_product_convolution_can_be_exactly_a_plain_one(stride):
+@pytest.mark.parametrize("block, kernel, stride", [(2, 3, 1), (2, 3, 2), (2, 4, 1), (2, 5, 2), (3, 1, 3), (3, 2, 2),
+                                                   (1, 3, 2)])
+def test_a_sum_product_convolution_can_be_exactly_a_plain_one(block, kernel, stride):
   """Hidden unit (dy, dx, o) holds the plain kernel of output channel o at offset (dy, dx)·s in its window, and W_c
   sends it to that output alone: the SPN then is the plain 'SAME' convolution, block geometry and padding included."""
-  block, kernel, inputs, outputs = 2, 3, 2, 3
+  inputs, outputs = 2, 3
   plain = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, inputs, outputs))
   layer = sumprod.SumProdConv(inputs, outputs, kernel, block * block * outputs, block, stride=stride,
                               rngs=nnx.Rngs(0), bias=False)
@@ -66,12 +74,16 @@ def test_a_sum_product_convolution_can_be_exactly_a_plain_one(stride):
     w_b[dy * stride:dy * stride + kernel, dx * stride:dx * stride + kernel, :, h] = plain[..., o]
     w_c[dy, dx, h, o] = 1.0
   layer.w_b[...], layer.w_c[...] = jnp.asarray(w_b), jnp.asarray(w_c)
-  x = jax.random.normal(jax.random.PRNGKey(2), (2, 8, 12, inputs))
+  hop = block * stride
+  x = jax.random.normal(jax.random.PRNGKey(2), (2, 2 * hop, 3 * hop, inputs))
   expected = jax.lax.conv_general_dilated(x, plain, (stride, stride), "SAME",
                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
   np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
-  with pytest.raises(UsageError, match="multiples"):
-    layer(x[:, :7])
+  if hop > 1:
+    with pytest.raises(UsageError, match="multiples"):
+      layer(x[:, :hop + 1])
+  with pytest.raises(UsageError, match="channels"):
+    layer(x[..., :1])
 
 
 def test_operation_counts_are_exact():
@@ -85,7 +97,8 @@ def test_operation_counts_are_exact():
   assert ops.multiplications == 6 and ops.parameters == 6 * (12 + 3 + 1) + 3
   assert ops.additions == sumprod.sum_additions(t_b) + sumprod.sum_additions(t_c) + 3
   layer.mode = "full"
-  assert layer.ops().multiplications == 6 * 12 + 6 + 3 * 6
+  assert layer.ops() == sumprod.OpCount(6 * 12 + 6 + 3 * 6, 6 * 11 + 3 * (5 + 1), 6 * 16 + 3)
+  assert sum([layer.ops(), sumprod.dense_ops(3, 2)]) == layer.ops() + sumprod.dense_ops(3, 2)
   conv = sumprod.SumProdConv(4, 8, 3, 10, 2, rngs=nnx.Rngs(0), mode="ternary")
   blocks = (16 // 2) * (12 // 2)
   assert conv.ops(16, 12).multiplications == blocks * 10  # r per 2×2 block of outputs, every channel
@@ -111,11 +124,13 @@ def test_the_found_r7_algorithm_multiplies_integer_matrices_exactly():
   broken = w_c.copy()
   broken[0, np.nonzero(broken[0])[0][0]] *= -1
   assert not sumprod.is_exact_matmul(w_a, w_b, broken, 2)
-  # Six products cannot do it (the rank of 2×2 matrix multiplication is 7): dropping any one breaks it.
+  # Every one of its seven products is needed: dropping any one breaks it.
   assert not any(sumprod.is_exact_matmul(np.delete(w_a, i, 0), np.delete(w_b, i, 0), np.delete(w_c, i, 1), 2)
                  for i in range(7))
   with pytest.raises(UsageError, match="integer"):
     sumprod.is_exact_matmul(w_a.astype(float), w_b, w_c, 2)
+  with pytest.raises(UsageError, match="takes W_a"):
+    sumprod.is_exact_matmul(w_a, w_b, w_c, 3)
 
 
 def test_the_schoolbook_product_is_an_exact_r8_spn():

@@ -29,7 +29,7 @@ SCALE_LIMIT = 100.0  # ã is clipped to [0, 100], as the official code does
 
 def ternary_levels(w) -> tuple[np.ndarray, float]:
   """TWN: w ≈ α·t with t = sign(w) where |w| > 0.7·mean|w| (else 0) and α the mean |w| of those -> (t, α)."""
-  w = np.asarray(w, np.float64)
+  w = np.asarray(w)  # in the weights' own dtype, as ``ternarize`` thresholds them
   magnitude = np.abs(w)
   kept = magnitude > TWN_THRESHOLD * magnitude.mean()
   alpha = float(magnitude[kept].mean()) if kept.any() else 0.0
@@ -64,8 +64,13 @@ class OpCount:
   parameters: int = 0
 
   def __add__(self, other: "OpCount") -> "OpCount":
+    if not isinstance(other, OpCount):
+      return NotImplemented
     return OpCount(self.multiplications + other.multiplications, self.additions + other.additions,
                    self.parameters + other.parameters)
+
+  def __radd__(self, other) -> "OpCount":
+    return self if other == 0 else NotImplemented  # so sum(layer.ops() for ...) works
 
 
 def sum_additions(matrix) -> int:
@@ -85,40 +90,53 @@ def conv_ops(out_height: int, out_width: int, kernel: int, inputs: int, outputs:
   return OpCount(positions * taps, positions * (taps - 1 + bias), taps * outputs + bias * outputs)
 
 
+def check_mode(mode: str) -> str:
+  if mode not in MODES:
+    raise UsageError(f"unknown sum-product mode {mode!r}; use one of {', '.join(MODES)}")
+  return mode
+
+
+def applied(w_b, w_c, mode: str):
+  """(W_b, W_c) as ``mode`` applies them. "frozen" stops their gradients; a training loop must also keep its
+  optimizer's momentum and weight decay off them in that stage (the CIFAR-10 runs will mask them)."""
+  if check_mode(mode) == "full":
+    return w_b, w_c
+  w_b, w_c = ternarize(w_b), ternarize(w_c)
+  if mode == "frozen":
+    return jax.lax.stop_gradient(w_b), jax.lax.stop_gradient(w_c)
+  return w_b, w_c
+
+
+def _positive(*sizes) -> None:
+  if not all(isinstance(n, (int, np.integer)) and n >= 1 for n in sizes):
+    raise UsageError(f"sizes must be positive integers, got {sizes}")
+
+
 class SumProdDense(nnx.Module):
   """y = W_c (ã ⊙ (W_b x)) + bias: ``hidden`` multiplications per input vector once W_b and W_c are ternary."""
 
   def __init__(self, inputs: int, outputs: int, hidden: int, *, rngs: nnx.Rngs, mode: str = "full",
                bias: bool = True):
-    if mode not in MODES:
-      raise UsageError(f"unknown sum-product mode {mode!r}; use one of {', '.join(MODES)}")
-    if min(inputs, outputs, hidden) < 1:
-      raise UsageError(f"a sum-product layer needs positive sizes, got {inputs}, {outputs}, {hidden}")
-    init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal")
+    check_mode(mode)
+    _positive(inputs, outputs, hidden)
+    init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=-1, out_axis=-2)  # (out, in)
     self.w_b = nnx.Param(init(rngs.params(), (hidden, inputs)))
     self.w_c = nnx.Param(init(rngs.params(), (outputs, hidden)))
     self.scale = nnx.Param(jnp.ones((hidden,)))
     self.bias = nnx.Param(jnp.zeros((outputs,))) if bias else None
     self.mode = mode
 
-  def matrices(self):
-    """(W_b, W_c) as the current mode applies them."""
-    w_b, w_c = self.w_b[...], self.w_c[...]
-    if self.mode == "full":
-      return w_b, w_c
-    w_b, w_c = ternarize(w_b), ternarize(w_c)
-    if self.mode == "frozen":
-      return jax.lax.stop_gradient(w_b), jax.lax.stop_gradient(w_c)
-    return w_b, w_c
-
   def __call__(self, x):
-    w_b, w_c = self.matrices()
+    if np.shape(x)[-1:] != self.w_b.shape[1:]:
+      raise UsageError(f"SumProdDense takes inputs of {self.w_b.shape[1]} features, got shape {np.shape(x)}")
+    w_b, w_c = applied(self.w_b[...], self.w_c[...], self.mode)
     y = ((x @ w_b.T) * jnp.clip(self.scale[...], 0.0, SCALE_LIMIT)) @ w_c.T
     return y if self.bias is None else y + self.bias[...]
 
   def ops(self) -> OpCount:
-    """Per input vector. Ternary: the r products ã ⊙ (W_b x), the TWN scales folded into ã; full precision: the
-    three matrix products."""
+    """Per input vector, bias additions included. Ternary: as deployed, the r products ã ⊙ (W_b x) with the TWN
+    scales folded into ã; full precision: as computed, W_b, the ã product and W_c."""
+    check_mode(self.mode)
     hidden, inputs = self.w_b.shape
     outputs = self.w_c.shape[0]
     bias = self.bias is not None
@@ -140,20 +158,17 @@ class SumProdConv(nnx.Module):
 
   def __init__(self, inputs: int, outputs: int, kernel: int, hidden: int, block: int, *, rngs: nnx.Rngs,
                stride: int = 1, mode: str = "full", bias: bool = True):
-    if mode not in MODES:
-      raise UsageError(f"unknown sum-product mode {mode!r}; use one of {', '.join(MODES)}")
-    if min(inputs, outputs, kernel, hidden, block, stride) < 1:
-      raise UsageError("a sum-product convolution needs positive sizes")
+    check_mode(mode)
+    _positive(inputs, outputs, kernel, hidden, block, stride)
     self.kernel, self.block, self.stride, self.mode = kernel, block, stride, mode
-    window = (block - 1) * stride + kernel
+    self.window = (block - 1) * stride + kernel
     self.w_b = nnx.Param(nnx.initializers.variance_scaling(1.0, "fan_in", "normal")(
-        rngs.params(), (window, window, inputs, hidden)))
-    self.w_c = nnx.Param(nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=2, out_axis=3)(
+        rngs.params(), (self.window, self.window, inputs, hidden)))
+    # Each output sums its block's r hidden values only: fan-in r (the p×p taps never overlap).
+    self.w_c = nnx.Param(nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=2, out_axis=(0, 1, 3))(
         rngs.params(), (block, block, hidden, outputs)))
     self.scale = nnx.Param(jnp.ones((hidden,)))
     self.bias = nnx.Param(jnp.zeros((outputs,))) if bias else None
-
-  matrices = SumProdDense.matrices
 
   def _padding(self, size: int) -> tuple[int, int]:
     """Where plain 'SAME' padding puts output i's window, block by block: the left pad, and the right pad that
@@ -163,11 +178,12 @@ class SumProdConv(nnx.Module):
       raise UsageError(f"a sum-product convolution with block {self.block} and stride {self.stride} needs sides "
                        f"that are multiples of {hop}, got {size}")
     low = max(self.kernel - self.stride, 0) // 2  # as XLA's 'SAME': the total pad k − s, the smaller half first
-    window = (self.block - 1) * self.stride + self.kernel
-    return low, max(0, (size // hop - 1) * hop + window - low - size)
+    return low, max(0, (size // hop - 1) * hop + self.window - low - size)
 
   def __call__(self, x):
-    w_b, w_c = self.matrices()
+    if np.ndim(x) != 4 or np.shape(x)[-1] != self.w_b.shape[2]:
+      raise UsageError(f"SumProdConv takes NHWC inputs of {self.w_b.shape[2]} channels, got shape {np.shape(x)}")
+    w_b, w_c = applied(self.w_b[...], self.w_c[...], self.mode)
     hidden = jax.lax.conv_general_dilated(
         x, w_b, (self.block * self.stride,) * 2, [self._padding(x.shape[1]), self._padding(x.shape[2])],
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -176,9 +192,14 @@ class SumProdConv(nnx.Module):
     y = jnp.einsum("nhwr,abro->nhawbo", hidden, w_c).reshape(batch, rows * self.block, columns * self.block, -1)
     return y if self.bias is None else y + self.bias[...]
 
-  def ops(self, height: int, width: int) -> OpCount:
-    """Per input image of height × width (the output's size times the stride)."""
-    self._padding(height), self._padding(width)
+  def ops(self, in_height: int, in_width: int) -> OpCount:
+    """Per input image of in_height × in_width (the output's sides times the stride), bias additions included;
+    ternary as deployed (TWN scales folded into ã), full precision as computed."""
+    check_mode(self.mode)
+    _positive(in_height, in_width)
+    for side in (in_height, in_width):
+      self._padding(side)  # sides must be whole blocks
+    height, width = in_height, in_width
     window, _, inputs, hidden = self.w_b.shape
     outputs = self.w_c.shape[-1]
     bias = self.bias is not None
@@ -215,19 +236,32 @@ def spn_tensor(w_a, w_b, w_c) -> np.ndarray:
 def is_exact_matmul(w_a, w_b, w_c, n: int) -> bool:
   """Whether integer W_a, W_b (r × n²) and W_c (n² × r) multiply every pair of n×n matrices exactly: the SPN's
   bilinear map equals matrix multiplication's, entry by entry, in integer arithmetic."""
-  arrays = [np.asarray(w) for w in (w_a, w_b, w_c)]
+  arrays = _checked_spn(w_a, w_b, w_c, n)
   if any(not np.issubdtype(w.dtype, np.integer) for w in arrays):
     raise UsageError("exactness is decided on integer weights (ternary levels), not floats")
-  return bool(np.array_equal(spn_tensor(*arrays), matmul_tensor(n)))
+  return bool(np.array_equal(spn_tensor(*(w.astype(np.int64) for w in arrays)), matmul_tensor(n)))
+
+
+def _checked_spn(w_a, w_b, w_c, n: int) -> list[np.ndarray]:
+  arrays = [np.asarray(w) for w in (w_a, w_b, w_c)]
+  hidden = arrays[0].shape[0] if arrays[0].ndim == 2 else -1
+  if [w.shape for w in arrays] != [(hidden, n * n), (hidden, n * n), (n * n, hidden)]:
+    raise UsageError(f"an SPN for {n}×{n} products takes W_a, W_b (r × {n * n}) and W_c ({n * n} × r), got "
+                     f"{[w.shape for w in arrays]}")
+  return arrays
 
 
 def spn_matmul(w_a, w_b, w_c, a, b) -> np.ndarray:
   """A·B for n×n matrices through the SPN, in the arrays' own arithmetic (integers stay exact)."""
   n = np.shape(a)[0]
+  _checked_spn(w_a, w_b, w_c, n)
+  if np.shape(a) != (n, n) or np.shape(b) != (n, n):
+    raise UsageError(f"spn_matmul takes two n×n matrices, got {np.shape(a)} and {np.shape(b)}")
   hidden = (np.asarray(w_a) @ np.asarray(a).reshape(-1)) * (np.asarray(w_b) @ np.asarray(b).reshape(-1))
   return (np.asarray(w_c) @ hidden).reshape(n, n)
 
 
 def matmul_ops(w_a, w_b, w_c) -> OpCount:
-  """Multiplications (the hidden products) and additions of an integer SPN for one matrix product."""
+  """Multiplications (the hidden products) and additions of an integer SPN for one matrix product (its
+  ``parameters`` are 0: an algorithm, not a layer)."""
   return OpCount(np.shape(w_a)[0], sum_additions(w_a) + sum_additions(w_b) + sum_additions(w_c), 0)
