@@ -1,7 +1,7 @@
 """Writes one file per shipped learned entry, and the pixels it decodes to, for tests/test_golden_files.py.
 
     python -m experiments.golden_files --golden_dir=tests/data/golden
-    python -m experiments.golden_files --codecs=patch-ssc:step=20   # add a new entry's file, keep the others
+    python -m experiments.golden_files --only=patch-ssc:step=20   # add a new entry's file, keep the others
 
 Files written by one build must decode, unchanged, with every later build (or be refused with a one-line
 reason): these are the files a refactor of the coding code is checked against. Run it before such a change,
@@ -26,7 +26,8 @@ from compzoo.codecs.base import fit_image, sample_side
 from compzoo.errors import UsageError
 
 _OUT = flags.DEFINE_string("golden_dir", "tests/data/golden", "folder for the files, their pixels and manifest.json")
-_ONLY = flags.DEFINE_list("codecs", [], "write only these (new entries), keeping the manifest's other files")
+# Not "codecs": tests import this module beside colour_check, whose flag has that name (absl's flags are global).
+_ONLY = flags.DEFINE_list("only", [], "write only these (new entries), keeping the manifest's other files")
 
 # One point of every shipped learned family (the points of one family share its coding code), and of the fitted
 # patch codecs' two kinds of book.
@@ -71,14 +72,14 @@ def main(argv):
   if _ONLY.value:
     unknown = sorted(set(_ONLY.value) - set(CODECS))
     if unknown:
-      raise UsageError(f"--codecs names {', '.join(unknown)}, which CODECS lacks")
+      raise UsageError(f"--only names {', '.join(unknown)}, which CODECS lacks")
     previous = json.loads((out / "manifest.json").read_text())
     manifest, backend = previous["files"], previous["backend"]  # the kept files' writer, not this machine
   for name in _ONLY.value or CODECS:
     codec = zoo.make_codec(name)
     if backend != backend_fingerprint() and getattr(codec, "guarantee", "") == "same-backend":
       raise UsageError(f"{name} decodes only on the machine kind that wrote it, and the kept files' manifest names "
-                       "another: write every file again (no --codecs) on one machine")
+                       "another: write every file again (no --only) on one machine")
     image = image_for(codec)
     data = codec.compress(image, **sample_side(codec, image))
     pixels = codec.decompress(data)

@@ -231,4 +231,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from experiments import launch
+  launch.run(lambda: app.run(main))

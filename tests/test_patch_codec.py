@@ -2,6 +2,7 @@
 the books' and files' checks, and the fit (experiments/patch_fit.py) on a tiny set."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from compzoo.entropy import GaussianTables
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.sparse import Quadratic, cone_pursuit, fcmp_codes
 
+ROOT = Path(__file__).resolve().parent.parent
 BOOKS = ("patch-ssc", "patch-ssc:dims=full", "patch-kmeans", "patch-pca", "patch-nonneg")
 
 
@@ -145,19 +147,24 @@ def test_missing_or_malformed_books_are_one_line_errors(tmp_path):
 
 
 def test_the_fit_writes_books_that_code(tmp_path, photo):
-  from absl.testing import flagsaver
+  import subprocess
+  import sys
+
+  import skimage.data
   from compzoo.data.images import save_image
-  from experiments import patch_fit
 
   images = tmp_path / "photos"
   images.mkdir()
-  import skimage.data
   for i, picture in enumerate([skimage.data.astronaut(), skimage.data.coffee()]):
     save_image(images / f"{i}.png", np.ascontiguousarray(picture[:96, :128]))
-  patch_fit.FLAGS([""])
-  with flagsaver.flagsaver(images=str(images), out=str(tmp_path / "books"), clusters=3, cluster_points=60,
-                           samples=400, atoms=8, cone_steps=3, passes=1):
-    patch_fit.main([""])
+  # In a process of its own, as tests run every app: absl's flags are global and other apps share these names.
+  fit = subprocess.run([sys.executable, "-m", "experiments.patch_fit", f"--images={images}", f"--out={tmp_path / 'books'}",
+                        "--clusters=3", "--cluster_points=60", "--samples=400", "--atoms=8", "--cone_steps=3",
+                        "--passes=1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert fit.returncode == 0, fit.stderr[-2000:]
+  bad = subprocess.run([sys.executable, "-m", "experiments.patch_fit", "--books=voronoi", f"--out={tmp_path / 'x'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert bad.returncode != 0 and "unknown book 'voronoi'" in bad.stderr and "Traceback" not in bad.stderr
   for name in ("ssc", "kmeans", "pca", "nonneg"):
     codec = patch.PatchCodec(f"patch-{name}:step=20.0", tmp_path / "books" / f"{name}.npz", 20.0)
     assert np.array_equal(codec.decompress(codec.compress(photo)), codec.reconstruct(photo))

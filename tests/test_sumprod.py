@@ -145,14 +145,18 @@ def test_the_schoolbook_product_is_an_exact_r8_spn():
 
 @pytest.mark.slow
 def test_training_finds_an_exact_r7_algorithm_and_no_r6_one(tmp_path):
-  from absl.testing import flagsaver
-  from experiments import strassen
-
-  strassen.FLAGS([""])
-  with flagsaver.flagsaver(out=str(tmp_path), hidden=["6", "7"], recipes=["penalty"], seeds=8, full_steps=1500,
-                           ternary_steps=3000, round_steps=500, solution=str(tmp_path / "r7.json")):
-    strassen.main([""])
+  import subprocess
+  import sys
+  # In a process of its own, as tests run every app: absl's flags are global and other apps share these names.
+  run = subprocess.run([sys.executable, "-m", "experiments.strassen", f"--out={tmp_path}", "--hidden=6,7",
+                        "--recipes=penalty", "--seeds=8", "--full_steps=1500", "--ternary_steps=3000", "--round_steps=500",
+                        f"--solution={tmp_path / 'r7.json'}"], cwd=Path(__file__).resolve().parent.parent,
+                       capture_output=True, text=True, timeout=600)
+  assert run.returncode == 0, run.stderr[-2000:]
   results = {row["hidden"]: row["exact"] for row in json.loads((tmp_path / "results.json").read_text())["results"]}
   assert results[7] >= 1 and results[6] == 0
   found = json.loads((tmp_path / "r7.json").read_text())
   assert sumprod.is_exact_matmul(*(np.array(found[k]) for k in ("w_a", "w_b", "w_c")), 2)
+  bad = subprocess.run([sys.executable, "-m", "experiments.strassen", "--seeds=0", f"--out={tmp_path}"],
+                       cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=600)
+  assert bad.returncode != 0 and "--seeds" in bad.stderr and "Traceback" not in bad.stderr
