@@ -159,6 +159,7 @@ def weights_to_keep() -> set[Path]:
   from experiments.gpu_checks import entry_folder, learned_names
   from experiments.gpu_run import QUEUE
   keep = {Path(item.weights) for item in QUEUE}
+  keep.add(Path("patch"))  # the patch codecs' books (1.3 MB, no config.json): without them the zoo cannot build them
   for name in learned_names():
     folder = entry_folder(name)
     config = json.loads((SHIPPED_WEIGHTS / folder / "config.json").read_text())
