@@ -31,7 +31,7 @@ from compzoo.codecs.base import Codec
 from compzoo.codecs.entries import Choice, Param, ZooEntry
 from compzoo.codecs.learned import WEIGHTS_ROOT
 from compzoo.entropy.coder import PRECISION, Decoder, Encoder, valid_frequencies
-from compzoo.entropy.gaussian import SCALE_LEVELS, GaussianTables, scale_ladder
+from compzoo.entropy.gaussian import SCALE_LEVELS, GaussianTables, scale_indexes
 from compzoo.errors import BitstreamError, UsageError
 from compzoo.sparse import fcmp_codes
 
@@ -103,12 +103,6 @@ def from_blocks(blocks: np.ndarray, plane_shape) -> np.ndarray:
   return plane[:plane_shape[0], :plane_shape[1]]
 
 
-def ladder_indexes(scales) -> np.ndarray:
-  """Index of the smallest ladder scale >= each σ (NumPy, float32: the same on every machine)."""
-  ladder = scale_ladder()
-  return np.sum(np.asarray(scales, np.float32)[..., None] > ladder[:-1], axis=-1).astype(np.int64)
-
-
 def dc_differences(q0: np.ndarray) -> np.ndarray:
   """Each block's DC minus its left neighbour's (the first column: minus the block above; the first: itself)."""
   diff = q0.copy()
@@ -149,7 +143,7 @@ class SubspaceBook:
   def class_indexes(self, step: float) -> np.ndarray:
     """(K, G, 63) ladder indexes of every coefficient of every class at step Δ (float32: the same everywhere)."""
     scales = np.asarray(self.scales, np.float32)[:, None, :] * np.asarray(self.gains, np.float32)[None, :, None]
-    return ladder_indexes(scales / np.float32(step))
+    return scale_indexes(scales / np.float32(step))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +164,7 @@ class ConeBook:
   def class_indexes(self, step: float) -> np.ndarray:
     """(G, A) ladder indexes of every weight under every gain at step Δ."""
     scales = np.asarray(self.scales, np.float32)[None, :] * np.asarray(self.gains, np.float32)[:, None]
-    return ladder_indexes(scales / np.float32(step))
+    return scale_indexes(scales / np.float32(step))
 
 
 def cone_classes(book: ConeBook, q: np.ndarray, step: float) -> np.ndarray:
@@ -195,11 +189,7 @@ def save_books(path: Path, kind: str, books: dict) -> None:
 def load_books(path: Path) -> tuple[str, dict]:
   """A shipped .npz -> (kind, {"luma": book, "chroma": book}), validated; a missing or malformed file is a
   one-line UsageError."""
-  try:
-    with np.load(path, allow_pickle=False) as data:
-      arrays = {key: data[key] for key in data.files}
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise UsageError(f"patch codec book {path} cannot be read: {e}") from None
+  arrays = _read_npz(path, "book")
   kind = str(arrays.get("kind", ""))
   cls = {"subspaces": SubspaceBook, "cone": ConeBook}.get(kind)
   if cls is None:
@@ -215,6 +205,15 @@ def load_books(path: Path) -> tuple[str, dict]:
     except (TypeError, ValueError) as e:
       raise UsageError(f"patch codec book {path} ({plane}): {e}") from None
   return kind, books
+
+
+def _read_npz(path: Path, what: str) -> dict:
+  """Every array of a shipped .npz (no pickles), or a one-line UsageError for a missing or damaged file."""
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      return {key: data[key] for key in data.files}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise UsageError(f"patch codec {what} {path} cannot be read: {e}") from None
 
 
 def _checked(book):
@@ -249,15 +248,15 @@ def coding_tables(folder: Path, folded: bool) -> GaussianTables:
   """The ladder tables shipped beside the books (``folder``/tables.npz), validated, never rebuilt."""
   path = folder / "tables.npz"
   key = "folded" if folded else "signed"
-  try:
-    with np.load(path, allow_pickle=False) as data:
-      radii, freqs = data[f"{key}/radii"], data[f"{key}/freqs"]
-  except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise UsageError(f"patch codec tables {path} cannot be read: {e}") from None
-  if radii.shape != (SCALE_LEVELS,) or not np.issubdtype(radii.dtype, np.integer) or freqs.ndim != 1 or (
-      radii.min() < 1 or freqs.size != (radii + 2 if folded else 2 * radii + 2).sum()):
+  arrays = _read_npz(path, "tables")
+  if f"{key}/radii" not in arrays or f"{key}/freqs" not in arrays:
+    raise UsageError(f"patch codec tables {path} cannot be read: no {key} tables")
+  radii, freqs = arrays[f"{key}/radii"], arrays[f"{key}/freqs"]
+  if radii.shape != (SCALE_LEVELS,) or not np.issubdtype(radii.dtype, np.integer) or freqs.ndim != 1:
     raise UsageError(f"patch codec tables {path} are malformed")
   widths = radii + 2 if folded else 2 * radii + 2
+  if radii.min() < 1 or freqs.size != widths.sum():
+    raise UsageError(f"patch codec tables {path} are malformed")
   rows = np.split(freqs, np.cumsum(widths)[:-1])
   return GaussianTables.from_arrays({"radii": radii, "freqs": rows}, folded=folded)
 
@@ -326,32 +325,42 @@ def reconstruct_subspaces(book: SubspaceBook, classes, q0, coefficients, step: f
 
 
 class _PlaneCoder:
-  """Codes the blocks of one plane into STREAMS_PER_PLANE streams and back."""
+  """One plane: the encoder's symbols (``choose``), their streams and back (``encode`` / ``decode``), and the pixels
+  they stand for (``pixels``, shared by the decoder and ``PatchCodec.reconstruct``). Symbols are (classes, q) for a
+  cone book and (classes, DCs, each block's coefficients) for a subspace book."""
 
   def __init__(self, book, step: float, full: bool, signed: GaussianTables, folded: GaussianTables):
     self.book, self.step, self.full = book, step, full
     self.signed, self.folded = signed, folded
 
-  def encode(self, plane: np.ndarray) -> tuple[list[bytes], list[np.ndarray], np.ndarray]:
-    """-> (streams, symbols, the plane the decoder will reconstruct)."""
+  def choose(self, plane: np.ndarray) -> tuple:
     blocks = to_blocks(plane)
     if isinstance(self.book, ConeBook):
       # A block stops once its residual is as small as the quantiser's own noise (Δ/√12 a pixel): further atoms
       # would cost bits to fit what rounding undoes.
       weights = fcmp_codes(self.book.atoms.T, blocks.T, self.book.steps, tol=self.step * BLOCK / np.sqrt(12)).T
       q = np.floor(weights / self.step + 0.5).astype(np.int64)
-      classes = cone_classes(self.book, q, self.step)
+      return cone_classes(self.book, q, self.step), q
+    return encode_subspaces(self.book, blocks, self.step, self.full)
+
+  def pixels(self, symbols: tuple, plane_shape) -> np.ndarray:
+    if isinstance(self.book, ConeBook):
+      _, q = symbols
+      return from_blocks((q * self.step) @ self.book.atoms, plane_shape)
+    return from_blocks(reconstruct_subspaces(self.book, *symbols, self.step), plane_shape)
+
+  def encode(self, symbols: tuple, plane_shape) -> tuple[list[bytes], list[np.ndarray]]:
+    """-> (streams, the symbols as the file's check covers them)."""
+    if isinstance(self.book, ConeBook):
+      classes, q = symbols
       data = self.folded.encode(q, self.book.class_indexes(self.step)[classes])
-      return ([self._encode_classes(classes), b"", data], [classes, q],
-              from_blocks((q * self.step) @ self.book.atoms, plane.shape))
-    ids, q0, coefficients = encode_subspaces(self.book, blocks, self.step, self.full)
-    ids_data = self._encode_classes(ids)
-    diff = dc_differences(q0.reshape(grid(plane.shape)))
+      return [self._encode_classes(classes), b"", data], [classes, q]
+    ids, q0, coefficients = symbols
+    diff = dc_differences(q0.reshape(grid(plane_shape)))
     dc_data = self.signed.encode(diff, np.full(diff.shape, self._dc_index()))
     flat = np.concatenate(coefficients) if coefficients else np.zeros(0, np.int64)
     ac_data = self.signed.encode(flat, self._ac_indexes(ids))
-    blocks = reconstruct_subspaces(self.book, ids, q0, coefficients, self.step)
-    return [ids_data, dc_data, ac_data], [ids, diff.reshape(-1), flat], from_blocks(blocks, plane.shape)
+    return [self._encode_classes(ids), dc_data, ac_data], [ids, diff.reshape(-1), flat]
 
   def _encode_classes(self, classes) -> bytes:
     if self.book.classes == 1:
@@ -366,22 +375,22 @@ class _PlaneCoder:
       return np.zeros(count, np.int64)
     return Decoder(data).get_table(count, self.book.id_freqs[0]).astype(np.int64)  # K·G symbols: every one a class
 
-  def decode(self, streams, plane_shape) -> tuple[np.ndarray, list[np.ndarray]]:
+  def decode(self, streams, plane_shape) -> tuple[tuple, list[np.ndarray]]:
+    """-> (symbols, the symbols as the file's check covers them)."""
     rows, columns = grid(plane_shape)
     ids = self._decode_classes(streams[0], rows * columns)
     if isinstance(self.book, ConeBook):
       _expect_empty(streams[1], "DC")
       q = self.folded.decode(streams[2], self.book.class_indexes(self.step)[ids]).astype(np.int64)
-      return from_blocks((q * self.step) @ self.book.atoms, plane_shape), [ids, q]
+      return (ids, q), [ids, q]
     diff = self.signed.decode(streams[1], np.full((rows, columns), self._dc_index())).astype(np.int64)
     flat = self.signed.decode(streams[2], self._ac_indexes(ids)).astype(np.int64)
     dims = self.book.coded_dims(self.full)[ids // len(self.book.gains)]
     coefficients = np.split(flat, np.cumsum(dims)[:-1])
-    blocks = reconstruct_subspaces(self.book, ids, dc_from_differences(diff).reshape(-1), coefficients, self.step)
-    return from_blocks(blocks, plane_shape), [ids, diff.reshape(-1), flat]
+    return (ids, dc_from_differences(diff).reshape(-1), coefficients), [ids, diff.reshape(-1), flat]
 
   def _dc_index(self) -> int:
-    return int(ladder_indexes(np.float32(self.book.dc_scale) / np.float32(self.step)))
+    return int(scale_indexes(np.float32(self.book.dc_scale) / np.float32(self.step)))
 
   def _ac_indexes(self, classes) -> np.ndarray:
     dims = self.book.coded_dims(self.full)
@@ -424,26 +433,27 @@ class PatchCodec(Codec):
     self.coders = [_PlaneCoder(self.books[plane], step, full, signed, folded) for plane in PLANES]
 
   def encode_streams(self, image):
-    streams, symbols = [], []
+    streams, checked = [], []
     for coder, plane in zip(self.coders, to_planes(image)):
-      data, coded, _ = coder.encode(plane)
+      data, coded = coder.encode(coder.choose(plane), plane.shape)
       streams += data
-      symbols += coded
-    return streams, _symbols_check(symbols)
+      checked += coded
+    return streams, _symbols_check(checked)
 
   def reconstruct(self, image) -> np.ndarray:
     """The image the encoder expects the decoder to return (what a file round trip must equal)."""
     image = np.asarray(image)
-    return from_planes([coder.encode(plane)[2] for coder, plane in zip(self.coders, to_planes(image))], image.shape)
+    return from_planes([coder.pixels(coder.choose(plane), plane.shape)
+                        for coder, plane in zip(self.coders, to_planes(image))], image.shape)
 
   def decode_streams(self, streams, shape):
     bitstream.expect_streams(streams, STREAMS_PER_PLANE * len(PLANES), self.name)
-    planes, symbols = [], []
+    planes, checked = [], []
     for i, (coder, plane_shape) in enumerate(zip(self.coders, plane_shapes(shape))):
-      plane, coded = coder.decode(streams[i * STREAMS_PER_PLANE:(i + 1) * STREAMS_PER_PLANE], plane_shape)
-      planes.append(plane)
-      symbols += coded
-    return from_planes(planes, shape), _symbols_check(symbols)
+      symbols, coded = coder.decode(streams[i * STREAMS_PER_PLANE:(i + 1) * STREAMS_PER_PLANE], plane_shape)
+      planes.append(coder.pixels(symbols, plane_shape))
+      checked += coded
+    return from_planes(planes, shape), _symbols_check(checked)
 
   def check_claim(self, streams, shape):
     bits = 8 * sum(len(s) for s in streams) + 64 * len(streams)  # a range coder's last word

@@ -49,11 +49,13 @@ def gaussian_bits(values, means, scales) -> jax.Array:
   return -jnp.log2(jnp.maximum(upper - lower, _LIKELIHOOD_FLOOR))
 
 
-def scale_indexes(scales) -> jax.Array:
-  """Index of the smallest ladder scale >= each σ (the last one for larger σ): int32, jit-friendly."""
-  ladder = jnp.asarray(scale_ladder())
-  index = jnp.sum(jnp.asarray(scales, jnp.float32)[..., None] > ladder[:-1], axis=-1)
-  return index.astype(jnp.int32)
+def scale_indexes(scales):
+  """Index of the smallest ladder scale >= each σ (the last one for larger σ), int32, compared in float32: NumPy
+  in, NumPy out (the patch codecs, on the host); anything else through jax.numpy, jit-friendly (hyperpriors)."""
+  xp = np if isinstance(scales, (np.ndarray, np.generic)) else jnp
+  ladder = xp.asarray(scale_ladder())
+  index = xp.sum(xp.asarray(scales, xp.float32)[..., None] > ladder[:-1], axis=-1)
+  return index.astype(xp.int32)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from compzoo.errors import UsageError
-from compzoo.sparse.pursuit import check_matrix
+from compzoo.sparse.pursuit import check_matrix, check_tol
 
 VARIANTS = ("nnmp", "amp", "pwmp", "fcmp")
 
@@ -174,14 +174,12 @@ def fcmp_codes(atoms, signals, steps: int, tol: float = 0.0) -> np.ndarray:
   """``cone_pursuit(Quadratic(y), atoms, "fcmp", steps)``'s weights for every column y of ``signals`` at once:
   (atoms, signals), each signal stopping early once its residual norm is <= ``tol``. The oracle runs batched;
   each signal's re-fit is its own small NNLS."""
-  from scipy.optimize import nnls
   atoms, signals = check_matrix(atoms, "atoms"), check_matrix(signals, "signals")
   if atoms.shape[0] != signals.shape[0]:
     raise UsageError(f"atoms have {atoms.shape[0]} dimensions, signals {signals.shape[0]}")
   if not isinstance(steps, (int, np.integer)) or steps < 1:
     raise UsageError(f"steps must be an integer of at least 1, got {steps!r}")
-  if not (np.isfinite(tol) and tol >= 0):
-    raise UsageError(f"tol must be finite and >= 0, got {tol!r}")
+  tol = check_tol(tol)
   weights = np.zeros((atoms.shape[1], signals.shape[1]))
   residuals = signals.copy()
   active = [np.zeros(0, np.int64) for _ in range(signals.shape[1])]
@@ -194,7 +192,7 @@ def fcmp_codes(atoms, signals, steps: int, tol: float = 0.0) -> np.ndarray:
         continue  # the re-fit is optimal over the active cone already: nothing descends
       keys = np.append(active[n], best[n])
       try:
-        solved = nnls(atoms[:, keys], signals[:, n], maxiter=50 * keys.size + 100)[0]
+        solved = Quadratic(signals[:, n]).cone_minimum(atoms[:, keys])  # cone_pursuit's FCMP re-fit
       except RuntimeError:  # scipy's NNLS gave up (degenerate atoms): this signal keeps the weights it has
         continue
       weights[:, n] = 0.0
