@@ -199,11 +199,10 @@ class SumProdConv(nnx.Module):
     _positive(in_height, in_width)
     for side in (in_height, in_width):
       self._padding(side)  # sides must be whole blocks
-    height, width = in_height, in_width
     window, _, inputs, hidden = self.w_b.shape
     outputs = self.w_c.shape[-1]
     bias = self.bias is not None
-    blocks = (height // (self.block * self.stride)) * (width // (self.block * self.stride))
+    blocks = (in_height // (self.block * self.stride)) * (in_width // (self.block * self.stride))
     parameters = window * window * inputs * hidden + hidden + self.block**2 * hidden * outputs + bias * outputs
     outputs_per_block = self.block**2 * outputs
     if self.mode == "full":
