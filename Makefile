@@ -169,8 +169,8 @@ patch-books: $(STAMP)
 	$(BIN)/python -m experiments.patch_fit
 
 bench-patch: $(STAMP)
-	$(BIN)/compzoo bench -m $(PATCH_CODECS),jpeg,jpeg2000 --sweep --anchor patch-pca,jpeg --images $(KODAK) --out runs/kodak-patch
-	$(BIN)/compzoo bench -m $(PATCH_CODECS),jpeg,jpeg2000 --sweep --anchor patch-pca,jpeg --images $(CAMVID_TEST) --limit 12 --out runs/camvid-patch
+	$(BIN)/compzoo bench -m $(PATCH_CODECS),jpeg,jpeg2000 --sweep --anchor patch-pca,jpeg,jpeg2000 --images $(KODAK) --out runs/kodak-patch
+	$(BIN)/compzoo bench -m $(PATCH_CODECS),jpeg,jpeg2000 --sweep --anchor patch-pca,jpeg,jpeg2000 --images $(CAMVID_TEST) --limit 12 --out runs/camvid-patch
 	$(BIN)/compzoo bench -m $(PATCH_GRID) --images $(KODAK) --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 224 --out runs/kodak-patch-grid
 
 # StrassenNets (docs/strassennets.md): 2×2 products by sum-product networks at r = 6, 7, 8 over 200 seeds.
