@@ -20,7 +20,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks sparse patch-books bench-patch strassen bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
+.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks sparse patch-books bench-patch strassen strassen-cifar strassen-decoder bench-strassen-decoder bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -176,6 +176,22 @@ bench-patch: $(STAMP)
 # StrassenNets (docs/strassennets.md): 2×2 products by sum-product networks at r = 6, 7, 8 over 200 seeds.
 strassen: $(STAMP)
 	$(BIN)/python -m experiments.strassen --out=runs/strassen --solution=tests/data/strassen_r7.json
+
+# The CIFAR-10 budget: sum-product convolutions at several r and p, distilled, against narrower plain networks.
+strassen-cifar: $(STAMP)
+	$(BIN)/python -m experiments.strassen_cifar --out=runs/strassen-cifar
+
+# bmshj2018-factorized-spn: the q2 decoder as sum-product layers, fine-tuned behind the frozen encoder, and shipped.
+strassen-decoder: $(STAMP)
+	$(BIN)/python -m experiments.strassen_decoder --out=runs/strassen-decoder
+	$(BIN)/python -m experiments.strassen_decoder --quality=1 --terms=4 --plain_widths= --out=runs/strassen-decoder-q1 \
+	    --chosen=runs/strassen-decoder/chosen
+	$(BIN)/python -m experiments.ship_weights --family=bmshj2018-factorized-spn --runs=runs/strassen-decoder/chosen
+
+# The shipped sum-product decoder beside its teacher on the same files: Kodak and CamVid test, and a picture grid.
+bench-strassen-decoder: $(STAMP)
+	$(BIN)/compzoo bench -m bmshj2018-factorized-spn:quality=2,bmshj2018-factorized:quality=2 --images $(KODAK) --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 224 --out runs/kodak-spn
+	$(BIN)/compzoo bench -m bmshj2018-factorized-spn:quality=2,bmshj2018-factorized:quality=2 --images $(CAMVID_TEST) --limit 24 --out runs/camvid-spn
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

@@ -32,7 +32,8 @@ _ONLY = flags.DEFINE_list("only", [], "write only these (new entries), keeping t
 # One point of every shipped learned family (the points of one family share its coding code), and of the fitted
 # patch codecs' two kinds of book.
 CODECS = (
-    "bmshj2018-factorized:quality=1", "cpm-low", "cpm-mid", "cpm-high", "gc:channels=4", "gc-mse:channels=2",
+    "bmshj2018-factorized:quality=1", "bmshj2018-factorized-spn:quality=2", "cpm-low", "cpm-mid", "cpm-high",
+    "gc:channels=4", "gc-mse:channels=2",
     "sc:synthesize=sky+road", "dplc-mnist-wae:rate=8", "dplc-mnist-wgan:rate=0", "dplc-cifar10-wpp:rate=16",
     "torfason-ae:rate=mid", "torfason-ae-joint-camvid:rate=low", "jpeg-refine:quality=30", "l3c", "l3c-rgb",
     "l3c-rgb-shared", "pixelcnn", "patch-ssc:step=20", "patch-nonneg:step=28")

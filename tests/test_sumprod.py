@@ -7,6 +7,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -111,6 +112,93 @@ def test_operation_counts_are_exact():
   assert conv.ops(16, 12).additions == blocks * (filters + spreads + 2 * 2 * 8)
 
 
+def test_ternary_expansion_levels_and_convergence():
+  w = np.asarray(jax.random.normal(jax.random.PRNGKey(3), (3, 3, 5, 4)))
+  errors = []
+  for terms in (1, 2, 4, 8):
+    levels, alphas = sumprod.ternary_expansion(w, terms)
+    assert levels.shape == (terms,) + w.shape and alphas.shape == (terms, 4)
+    assert set(np.unique(levels)) <= {-1, 0, 1} and (alphas >= 0).all()
+    errors.append(np.linalg.norm(np.einsum("j...o,jo->...o", levels, alphas) - w) / np.linalg.norm(w))
+  assert all(later < earlier for earlier, later in zip(errors, errors[1:])) and errors[-1] < 0.1
+  with pytest.raises(UsageError, match="positive"):
+    sumprod.ternary_expansion(w, 0)
+
+
+@pytest.mark.parametrize("block, stride", [(1, 1), (1, 2), (2, 1)])
+def test_a_loaded_plain_kernel_is_the_expansion_exactly(block, stride):
+  """Ternary (and frozen) layers loaded from a plain kernel compute the 'SAME' convolution with the expansion's
+  kernel Σ_j α_j t_j, through the factored layer (block 2) and the folded fast path (block 1) alike."""
+  kernel = np.asarray(jax.random.normal(jax.random.PRNGKey(4), (3, 3, 4, 6)))
+  bias = np.arange(6, dtype=np.float32)
+  layer = sumprod.SumProdConv(4, 6, 3, 2 * block * block * 6, block, stride=stride, rngs=nnx.Rngs(0), mode="frozen")
+  layer.load_plain(kernel, bias, terms=2)
+  levels, alphas = sumprod.ternary_expansion(kernel, 2)
+  expansion = np.einsum("j...o,jo->...o", levels, alphas).astype(np.float32)
+  x = jax.random.normal(jax.random.PRNGKey(5), (2, 4 * block * stride, 6 * block * stride, 4))
+  expected = jax.lax.conv_general_dilated(x, expansion, (stride, stride), "SAME",
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+  np.testing.assert_allclose(layer(x), expected, rtol=1e-4, atol=1e-4)
+  assert layer.ops(x.shape[1], x.shape[2]).multiplications == x.shape[1] * x.shape[2] // stride**2 * 12
+  with pytest.raises(UsageError, match="hidden"):
+    layer.load_plain(kernel, terms=3)
+  with pytest.raises(UsageError, match="without one"):
+    sumprod.SumProdConv(4, 6, 3, 6, 1, rngs=nnx.Rngs(0), bias=False).load_plain(kernel, bias)
+
+
+@pytest.mark.parametrize("mode", sumprod.MODES)
+def test_the_folded_fast_path_computes_the_factored_layer(mode):
+  layer = sumprod.SumProdConv(6, 5, 3, 24, 1, stride=2, rngs=nnx.Rngs(1), mode=mode)
+  layer.scale[...] = jnp.linspace(0.5, 2.0, 24)
+  x = jax.random.normal(jax.random.PRNGKey(6), (2, 12, 8, 6))
+  assert layer._folding_is_cheaper(x.shape)
+  w_b, w_c = sumprod.applied(layer.w_b[...], layer.w_c[...], mode)
+  hidden = jax.lax.conv_general_dilated(x, w_b, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  factored = jnp.einsum("nhwr,ro->nhwo", hidden * layer.scale[...], w_c[0, 0]) + layer.bias[...]
+  np.testing.assert_allclose(layer(x), factored, rtol=1e-4, atol=1e-4)
+
+
+def test_the_frozen_stage_leaves_w_b_and_w_c_to_no_optimizer_state():
+  """Adam's momentum (or weight decay) would keep moving W_b and W_c after their gradients stop: the frozen
+  stage's optimizer (``TRAINABLE["frozen"]``) holds no state for them, and ``set_mode`` reaches every layer."""
+  model = nnx.Sequential(sumprod.SumProdDense(6, 4, 5, rngs=nnx.Rngs(0)),
+                         sumprod.SumProdConv(4, 3, 3, 6, 1, rngs=nnx.Rngs(1), norm=True))
+  sumprod.set_mode(model, "frozen")
+  assert [layer.mode for layer in model.layers] == ["frozen", "frozen"]
+  trainable = sumprod.TRAINABLE["frozen"]
+  optimizer = nnx.Optimizer(model, optax.adamw(0.1, weight_decay=0.5), wrt=trainable)
+  held = {"/".join(map(str, path)) for path, _ in nnx.to_flat_state(nnx.state(optimizer.opt_state))}
+  assert any("scale" in path for path in held) and not any("w_b" in path or "w_c" in path for path in held)
+  before = {k: np.asarray(v) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+  x = jax.random.normal(jax.random.PRNGKey(7), (2, 4, 4, 6))
+  loss = lambda m: jnp.sum(jnp.square(m.layers[1](m.layers[0](x))))
+  for _ in range(3):
+    optimizer.update(model, nnx.grad(loss, argnums=nnx.DiffState(0, trainable))(model))
+  after = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
+  moved = {"/".join(map(str, k)) for k, v in after.items() if not np.array_equal(np.asarray(v), before[k])}
+  assert any("scale" in k for k in moved) and not any("w_b" in k or "w_c" in k for k in moved)
+  everything = nnx.Optimizer(model, optax.adamw(0.1, weight_decay=0.5), wrt=nnx.Param)  # the trap it avoids
+  everything.update(model, nnx.grad(loss)(model))
+  assert not np.array_equal(np.asarray(model.layers[0].w_b[...]), before[("layers", 0, "w_b")])
+  with pytest.raises(UsageError, match="mode"):
+    sumprod.set_mode(model, "binary")
+
+
+def test_hidden_batch_norm_normalises_in_training_and_uses_its_averages_after():
+  layer = sumprod.SumProdDense(8, 3, 4, rngs=nnx.Rngs(0), norm=True)
+  x = 5.0 + 3.0 * jax.random.normal(jax.random.PRNGKey(8), (64, 8))
+  hidden = layer.norm(x @ layer.w_b[...].T)
+  np.testing.assert_allclose(hidden.mean(axis=0), 0, atol=1e-4)
+  layer.eval()
+  assert not np.allclose(layer.norm(x @ layer.w_b[...].T), hidden, atol=1e-3)  # running averages, not the batch's
+
+
+def test_decoder_operation_counts():
+  assert sumprod.transposed_conv_ops(4, 3, 5, 2, 2, 7) == sumprod.OpCount(
+      4 * 3 * 25 * 2 * 7, 4 * 3 * 25 * 2 * 7 - 8 * 6 * 7 + 8 * 6 * 7, 25 * 14 + 7)
+  assert sumprod.gdn_ops(2, 3, 4) == sumprod.OpCount(6 * (16 + 8), 6 * 16, 20)
+
+
 def test_the_found_r7_algorithm_multiplies_integer_matrices_exactly():
   solution = json.loads(SOLUTION.read_text())
   w_a, w_b, w_c = (np.array(solution[k], np.int64) for k in ("w_a", "w_b", "w_c"))
@@ -149,7 +237,8 @@ def test_training_finds_an_exact_r7_algorithm_and_no_r6_one(tmp_path):
   import sys
   # In a process of its own, as tests run every app: absl's flags are global and other apps share these names.
   run = subprocess.run([sys.executable, "-m", "experiments.strassen", f"--out={tmp_path}", "--hidden=6,7",
-                        "--recipes=penalty", "--seeds=8", "--full_steps=1500", "--ternary_steps=3000", "--round_steps=500",
+                        "--recipes=penalty", "--seeds=8", "--full_steps=1500", "--ternary_steps=3000",
+                        "--round_steps=500",
                         f"--solution={tmp_path / 'r7.json'}"], cwd=Path(__file__).resolve().parent.parent,
                        capture_output=True, text=True, timeout=600)
   assert run.returncode == 0, run.stderr[-2000:]
@@ -160,3 +249,28 @@ def test_training_finds_an_exact_r7_algorithm_and_no_r6_one(tmp_path):
   bad = subprocess.run([sys.executable, "-m", "experiments.strassen", "--seeds=0", f"--out={tmp_path}"],
                        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=600)
   assert bad.returncode != 0 and "--seeds" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_cifar_budget_experiment_trains_and_counts(tmp_path):
+  import subprocess
+  import sys
+  root = Path(__file__).resolve().parent.parent
+  run = subprocess.run([sys.executable, "-m", "experiments.strassen_cifar", f"--out={tmp_path}", "--width=4",
+                        "--terms=1", "--block2_hidden=1", "--plain_widths=2", "--train_images=1024", "--batch=64",
+                        "--epochs=4", "--ternary_epochs=1", "--frozen_epochs=1", "--test_images=256"],
+                       cwd=root, capture_output=True, text=True, timeout=900)
+  assert run.returncode == 0, run.stderr[-2000:]
+  rows = {row["network"]: row for row in json.loads((tmp_path / "results.json").read_text())["rows"]}
+  assert set(rows) == {"teacher", "spn-p1-t1 (start)", "spn-p1-t1", "spn-p2-r1", "plain-w2"}
+  first, last = rows["teacher"]["loss_first_last"]
+  assert last < first  # the loss falls
+  assert all(0.0 <= row["accuracy"] <= 1.0 for row in rows.values())
+  assert rows["teacher"]["accuracy"] > 0.15  # above chance (0.10) after 64 steps
+  for name in ("spn-p1-t1", "spn-p2-r1", "plain-w2"):
+    assert rows[name]["multiplications"] < rows["teacher"]["multiplications"]
+  assert (tmp_path / "accuracy-vs-multiplications.png").stat().st_size > 0
+  assert "| spn-p1-t1 |" in (tmp_path / "results.md").read_text()
+  bad = subprocess.run([sys.executable, "-m", "experiments.strassen_cifar", f"--out={tmp_path}",
+                        "--train_images=60000"], cwd=root, capture_output=True, text=True, timeout=600)
+  assert bad.returncode != 0 and "asked for 60000" in bad.stderr and "Traceback" not in bad.stderr

@@ -69,6 +69,7 @@ def _single(name: str, description: str, family: str = "") -> Family:
 
 
 BMSHJ2018_QUALITIES = (1, 2)
+BMSHJ2018_SPN_QUALITIES = (2,)  # the points whose decoder has a sum-product twin (experiments/strassen_decoder.py)
 CPM_POINTS = {"low": "lowest", "mid": "middle", "high": "highest"}
 DPLC_OBJECTIVES = {"wgan": "two-stage WGAN (WGAN-GP generator, then encoder with the generator frozen)",
                    "wae": "Wasserstein autoencoder (MMD)", "wpp": "Wasserstein++ (WAE + WGAN-GP)",
@@ -91,6 +92,12 @@ FAMILIES = (
         "bmshj2018-factorized", "Ballé et al. 2018 factorized-prior autoencoder, MSE-trained on BSDS500 (shipped, "
         "small)", "q{quality}", {"quality": Points(BMSHJ2018_QUALITIES, BMSHJ2018_QUALITIES[-1], "qualities")},
         sweep=tuple({"quality": q} for q in BMSHJ2018_QUALITIES)),)),
+    Family("bmshj2018-factorized-spn", (Entry(
+        "bmshj2018-factorized-spn", "bmshj2018-factorized's coded streams (the same symbols and bytes) decoded by a synthesis "
+        "of sum-product layers with ternary weights (StrassenNets, Tschannen et al. 2018): about 13% of its "
+        "decoder's multiplications (shipped, small)", "q{quality}",
+        {"quality": Points(BMSHJ2018_SPN_QUALITIES, BMSHJ2018_SPN_QUALITIES[-1], "qualities")},
+        sweep=tuple({"quality": q} for q in BMSHJ2018_SPN_QUALITIES)),)),
     *(_single(f"cpm-{point}", f"Context-model autoencoder (Mentzer et al. 2018), MS-SSIM trained, 3D-CNN context "
               f"model, importance map; the {rate} of 3 rates (shipped, small)", family="cpm")
       for point, rate in CPM_POINTS.items()),

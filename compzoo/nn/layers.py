@@ -1,5 +1,5 @@
-"""Shared layers: generalized divisive normalization, a plain residual block, and the body of a critic or
-patch discriminator (NHWC)."""
+"""Shared layers: generalized divisive normalization, a plain residual block, the body of a critic or patch
+discriminator, and a sub-pixel convolution's shuffle (NHWC)."""
 
 from __future__ import annotations
 
@@ -59,3 +59,12 @@ def leaky_conv_stack(x, convs, norms, slope: float = 0.2):
     x = jax.nn.leaky_relu(x, slope)
     features.append(x)
   return x, features
+
+
+def depth_to_space(x, factor: int):
+  """N×H×W×(f²·C) -> N×(f·H)×(f·W)×C, channel (a·f + b)·C + c going to pixel (f·i + a, f·j + b): the shuffle
+  of a sub-pixel convolution (Shi et al. 2016)."""
+  batch, height, width, channels = x.shape
+  out = channels // (factor * factor)
+  x = x.reshape(batch, height, width, factor, factor, out).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(batch, height * factor, width * factor, out)

@@ -90,6 +90,41 @@ def conv_ops(out_height: int, out_width: int, kernel: int, inputs: int, outputs:
   return OpCount(positions * taps, positions * (taps - 1 + bias), taps * outputs + bias * outputs)
 
 
+def transposed_conv_ops(in_height: int, in_width: int, kernel: int, stride: int, inputs: int, outputs: int,
+                        bias: bool = True) -> OpCount:
+  """A k×k transposed convolution of stride s as a scatter computes it: every input value times every tap (the
+  products that land in a 'SAME' layer's cropped border included), each output the sum of what lands on it."""
+  products = in_height * in_width * kernel * kernel * inputs * outputs
+  values = in_height * stride * in_width * stride * outputs
+  return OpCount(products, products - values + bias * values, kernel * kernel * inputs * outputs + bias * outputs)
+
+
+def gdn_ops(height: int, width: int, channels: int) -> OpCount:
+  """(Inverse) GDN over height × width positions: per position C squares, the C×C γ product, and C products
+  of x with the root (C square roots are neither, and not counted); parameters γ and β."""
+  positions = height * width
+  return OpCount(positions * (channels * channels + 2 * channels), positions * channels * channels,
+                 channels * channels + channels)
+
+
+def ternary_expansion(w, terms: int) -> tuple[np.ndarray, np.ndarray]:
+  """w ≈ Σ_j α_j ⊙ t_j, greedily: t_j is the TWN level pattern of what the earlier terms left, per output channel
+  (the last axis), and α_j ≥ 0 its per-channel scale. -> (t: terms × w.shape in {-1, 0, 1}, α: terms × outputs).
+  A plain layer becomes a ternary sum-product layer with terms × outputs multiplications per position."""
+  _positive(terms)
+  residual = np.asarray(w, np.float64).reshape(-1, np.shape(w)[-1])
+  levels, scales = [], []
+  for _ in range(terms):
+    magnitude = np.abs(residual)
+    kept = magnitude > TWN_THRESHOLD * magnitude.mean(axis=0)
+    alpha = (magnitude * kept).sum(axis=0) / np.maximum(kept.sum(axis=0), 1)
+    t = (np.sign(residual) * kept).astype(np.int8)
+    residual = residual - alpha * t
+    levels.append(t.reshape(np.shape(w)))
+    scales.append(alpha)
+  return np.stack(levels), np.stack(scales).astype(np.float32)
+
+
 def check_mode(mode: str) -> str:
   if mode not in MODES:
     raise UsageError(f"unknown sum-product mode {mode!r}; use one of {', '.join(MODES)}")
@@ -98,13 +133,33 @@ def check_mode(mode: str) -> str:
 
 def applied(w_b, w_c, mode: str):
   """(W_b, W_c) as ``mode`` applies them. "frozen" stops their gradients; a training loop must also keep its
-  optimizer's momentum and weight decay off them in that stage (the CIFAR-10 runs will mask them)."""
+  optimizer's momentum and weight decay off them in that stage: build the optimizer ``wrt=TRAINABLE["frozen"]``."""
   if check_mode(mode) == "full":
     return w_b, w_c
   w_b, w_c = ternarize(w_b), ternarize(w_c)
   if mode == "frozen":
     return jax.lax.stop_gradient(w_b), jax.lax.stop_gradient(w_c)
   return w_b, w_c
+
+
+# What an optimizer updates in each mode: everything, or (frozen) every parameter but the ternary W_b and W_c.
+TRAINABLE = {"full": nnx.Param, "ternary": nnx.Param,
+             "frozen": nnx.All(nnx.Param, nnx.Not(nnx.Any(nnx.PathContains("w_b"), nnx.PathContains("w_c"))))}
+
+
+def set_mode(model: nnx.Module, mode: str) -> nnx.Module:
+  """Every sum-product layer of ``model`` to ``mode`` (the schedule's stage)."""
+  check_mode(mode)
+  for _, module in nnx.iter_modules(model):
+    if isinstance(module, (SumProdDense, SumProdConv)):
+      module.mode = mode
+  return model
+
+
+def _hidden_norm(hidden: int, norm: bool, rngs: nnx.Rngs):
+  """Batch norm on the hidden units (the official code's), no scale of its own: ã is one. At inference its
+  shift and scale fold into ã and the output bias, so it costs no operation in ``ops``."""
+  return nnx.BatchNorm(hidden, use_scale=False, rngs=rngs) if norm else None
 
 
 def _positive(*sizes) -> None:
@@ -116,9 +171,10 @@ class SumProdDense(nnx.Module):
   """y = W_c (ã ⊙ (W_b x)) + bias: ``hidden`` multiplications per input vector once W_b and W_c are ternary."""
 
   def __init__(self, inputs: int, outputs: int, hidden: int, *, rngs: nnx.Rngs, mode: str = "full",
-               bias: bool = True):
+               bias: bool = True, norm: bool = False):
     check_mode(mode)
     _positive(inputs, outputs, hidden)
+    self.norm = _hidden_norm(hidden, norm, rngs)
     init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=-1, out_axis=-2)  # (out, in)
     self.w_b = nnx.Param(init(rngs.params(), (hidden, inputs)))
     self.w_c = nnx.Param(init(rngs.params(), (outputs, hidden)))
@@ -130,7 +186,10 @@ class SumProdDense(nnx.Module):
     if np.shape(x)[-1:] != self.w_b.shape[1:]:
       raise UsageError(f"SumProdDense takes inputs of {self.w_b.shape[1]} features, got shape {np.shape(x)}")
     w_b, w_c = applied(self.w_b[...], self.w_c[...], self.mode)
-    y = ((x @ w_b.T) * jnp.clip(self.scale[...], 0.0, SCALE_LIMIT)) @ w_c.T
+    hidden = x @ w_b.T
+    if self.norm is not None:
+      hidden = self.norm(hidden)
+    y = (hidden * jnp.clip(self.scale[...], 0.0, SCALE_LIMIT)) @ w_c.T
     return y if self.bias is None else y + self.bias[...]
 
   def ops(self) -> OpCount:
@@ -157,9 +216,10 @@ class SumProdConv(nnx.Module):
   and width must be multiples of p·s."""
 
   def __init__(self, inputs: int, outputs: int, kernel: int, hidden: int, block: int, *, rngs: nnx.Rngs,
-               stride: int = 1, mode: str = "full", bias: bool = True):
+               stride: int = 1, mode: str = "full", bias: bool = True, norm: bool = False):
     check_mode(mode)
     _positive(inputs, outputs, kernel, hidden, block, stride)
+    self.norm = _hidden_norm(hidden, norm, rngs)
     self.kernel, self.block, self.stride, self.mode = kernel, block, stride, mode
     self.window = (block - 1) * stride + kernel
     self.w_b = nnx.Param(nnx.initializers.variance_scaling(1.0, "fan_in", "normal")(
@@ -169,6 +229,34 @@ class SumProdConv(nnx.Module):
         rngs.params(), (block, block, hidden, outputs)))
     self.scale = nnx.Param(jnp.ones((hidden,)))
     self.bias = nnx.Param(jnp.zeros((outputs,))) if bias else None
+
+  def load_plain(self, kernel, bias=None, terms: int = 1) -> "SumProdConv":
+    """Makes this layer the ternary expansion (``ternary_expansion``, ``terms`` terms) of a plain 'SAME'
+    convolution (k×k×in×out, this layer's geometry): hidden unit (term, dy, dx, o) holds the term's levels at
+    offset (dy, dx)·s in its window, ã its scale, and W_c sends it to output o of block position (dy, dx). With
+    one term per (dy, dx, o) the layer's ternary form is exactly the expansion: a warm start from a trained plain
+    layer (distillation's teacher), at terms·out multiplications per output position."""
+    p, s, k = self.block, self.stride, self.kernel
+    window, _, inputs, hidden = self.w_b.shape
+    outputs = self.w_c.shape[-1]
+    if np.shape(kernel) != (k, k, inputs, outputs) or hidden != terms * p * p * outputs:
+      raise UsageError(f"a plain {k}×{k}×{inputs}×{outputs} kernel in {terms} terms needs hidden = "
+                       f"{terms * p * p * outputs}; this layer has {hidden} and the kernel is {np.shape(kernel)}")
+    levels, alphas = ternary_expansion(kernel, terms)
+    w_b = np.zeros(self.w_b.shape, np.float32)
+    w_c = np.zeros(self.w_c.shape, np.float32)
+    scale = np.zeros((hidden,), np.float32)
+    for j, dy, dx, o in np.ndindex(terms, p, p, outputs):
+      unit = ((j * p + dy) * p + dx) * outputs + o
+      w_b[dy * s:dy * s + k, dx * s:dx * s + k, :, unit] = levels[j, ..., o]
+      w_c[dy, dx, unit, o] = 1.0
+      scale[unit] = alphas[j, o]
+    self.w_b[...], self.w_c[...], self.scale[...] = jnp.asarray(w_b), jnp.asarray(w_c), jnp.asarray(scale)
+    if bias is not None:
+      if self.bias is None:
+        raise UsageError("load_plain got a bias for a sum-product layer built without one")
+      self.bias[...] = jnp.asarray(bias, jnp.float32)
+    return self
 
   def _padding(self, size: int) -> tuple[int, int]:
     """Where plain 'SAME' padding puts output i's window, block by block: the left pad, and the right pad that
@@ -184,13 +272,33 @@ class SumProdConv(nnx.Module):
     if np.ndim(x) != 4 or np.shape(x)[-1] != self.w_b.shape[2]:
       raise UsageError(f"SumProdConv takes NHWC inputs of {self.w_b.shape[2]} channels, got shape {np.shape(x)}")
     w_b, w_c = applied(self.w_b[...], self.w_c[...], self.mode)
+    padding = [self._padding(x.shape[1]), self._padding(x.shape[2])]
+    if self.block == 1 and self.norm is None and self._folding_is_cheaper(x.shape):
+      # With 1×1 blocks and no batch norm the layer is linear in x: one k×k kernel W_b·diag(ã)·W_c computes the
+      # same function with fewer operations on this hardware (``ops`` counts the sum-product form, as deployed
+      # on adder-rich hardware). Training and decoding then cost what a plain convolution costs.
+      kernel = jnp.einsum("hwir,r,or->hwio", w_b, jnp.clip(self.scale[...], 0.0, SCALE_LIMIT), w_c[0, 0].T)
+      y = jax.lax.conv_general_dilated(x, kernel, (self.stride,) * 2, padding,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      return y if self.bias is None else y + self.bias[...]
     hidden = jax.lax.conv_general_dilated(
-        x, w_b, (self.block * self.stride,) * 2, [self._padding(x.shape[1]), self._padding(x.shape[2])],
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x, w_b, (self.block * self.stride,) * 2, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if self.norm is not None:
+      hidden = self.norm(hidden)
     hidden = hidden * jnp.clip(self.scale[...], 0.0, SCALE_LIMIT)
     batch, rows, columns, _ = hidden.shape
     y = jnp.einsum("nhwr,abro->nhawbo", hidden, w_c).reshape(batch, rows * self.block, columns * self.block, -1)
     return y if self.bias is None else y + self.bias[...]
+
+  def _folding_is_cheaper(self, shape) -> bool:
+    """Whether computing W_b·diag(ã)·W_c once and convolving with it costs fewer multiplications than the
+    factored layer on an input of ``shape`` (NHWC): the choice of a fast path, not of the function."""
+    window, _, inputs, hidden = self.w_b.shape
+    outputs = self.w_c.shape[-1]
+    positions = shape[0] * (shape[1] // self.stride) * (shape[2] // self.stride)
+    factored = positions * (window * window * inputs * hidden + hidden * outputs)
+    folded = window * window * inputs * hidden * outputs + positions * window * window * inputs * outputs
+    return folded < factored
 
   def ops(self, in_height: int, in_width: int) -> OpCount:
     """Per input image of in_height × in_width (the output's sides times the stride), bias additions included;
