@@ -213,8 +213,26 @@ def _plot(rows: list, path: Path) -> None:
   figure.savefig(path, dpi=120)
 
 
+def _positive_ints(name: str) -> list[int]:
+  values = FLAGS[name].value
+  if not all(v.isdigit() and int(v) >= 1 for v in values):
+    raise UsageError(f"--{name} takes positive integers, got {','.join(values)}")
+  return sorted({int(v) for v in values})
+
+
+def _check_flags() -> None:
+  for name in ("terms", "block2_hidden", "plain_widths"):
+    _positive_ints(name)
+  if min(FLAGS.width, FLAGS.batch, FLAGS.epochs) < 1 or min(FLAGS.ternary_epochs, FLAGS.frozen_epochs) < 0:
+    raise UsageError("--width, --batch and --epochs must be at least 1, the other stages' epochs at least 0")
+  if FLAGS.temperature <= 0 or not 0 <= FLAGS.distill <= 1:
+    raise UsageError(f"--temperature must be positive and --distill in [0, 1], got {FLAGS.temperature}, "
+                     f"{FLAGS.distill}")
+
+
 def main(argv):
   del argv
+  _check_flags()
   out = Path(FLAGS.out)
   out.mkdir(parents=True, exist_ok=True)
   rng = np.random.default_rng(FLAGS.seed)
@@ -225,7 +243,7 @@ def main(argv):
   teacher = Net(FLAGS.width, rngs=nnx.Rngs(FLAGS.seed))
   rows.append(_row("teacher", teacher, test, _train(teacher, train, FLAGS.epochs, None, None, rng), started))
   soft = _logits_of(teacher, train[0])
-  for terms in sorted({int(t) for t in FLAGS.terms}):
+  for terms in _positive_ints("terms"):
     student = Net(FLAGS.width, rngs=nnx.Rngs(FLAGS.seed), kind="spn", hidden=terms)
     for mine, theirs, norm, their_norm in zip(student.convs, teacher.convs, student.norms, teacher.norms):
       mine.load_plain(theirs.kernel[...], theirs.bias[...], terms=terms)
@@ -237,14 +255,14 @@ def main(argv):
     losses = _train(student, train, FLAGS.ternary_epochs, "ternary", soft, rng, FLAGS.warm_ternary_learning_rate)
     losses += _train(student, train, FLAGS.frozen_epochs, "frozen", soft, rng)
     rows.append(_row(f"spn-p1-t{terms}", student, test, losses, started))
-  for hidden in sorted({int(h) for h in FLAGS.block2_hidden}):
+  for hidden in _positive_ints("block2_hidden"):
     started = time.perf_counter()
     student = Net(FLAGS.width, rngs=nnx.Rngs(FLAGS.seed), kind="spn", block=2, hidden=hidden, norm=True)
     losses = _train(student, train, FLAGS.epochs, "full", soft, rng)
     losses += _train(student, train, FLAGS.ternary_epochs, "ternary", soft, rng)
     losses += _train(student, train, FLAGS.frozen_epochs, "frozen", soft, rng)
     rows.append(_row(f"spn-p2-r{hidden}", student, test, losses, started))
-  for width in sorted({int(w) for w in FLAGS.plain_widths}):
+  for width in _positive_ints("plain_widths"):
     started = time.perf_counter()
     plain = Net(width, rngs=nnx.Rngs(FLAGS.seed))
     rows.append(_row(f"plain-w{width}", plain, test, _train(plain, train, FLAGS.epochs, None, soft, rng), started))

@@ -67,6 +67,7 @@ flags.DEFINE_string("chosen", "", "folder for the chosen decoder's q<quality>/ex
 SETS = {"bsds-val": f"{BSDS500}/val", "kodak": KODAK, "camvid-test": f"{CAMVID}/test/images"}
 CHOICE_SET = "bsds-val"
 CAMVID_CAP = 24
+MAX_CROP = 320  # BSDS500's photos are 481×321 or 321×481
 
 
 def _training_crops(model, rng: np.random.Generator):
@@ -158,12 +159,22 @@ def _markdown(rows: list, bpp: dict, teacher_mults: int, pixels: int) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _positive_ints(name: str) -> list[int]:
+  values = FLAGS[name].value
+  if not all(v.isdigit() and int(v) >= 1 for v in values):
+    raise UsageError(f"--{name} takes positive integers, got {','.join(values)}")
+  return sorted({int(v) for v in values})
+
+
 def main(argv):
   del argv
-  if FLAGS.crop % 16 or FLAGS.crop < 16:
-    raise UsageError(f"--crop must be a positive multiple of 16, got {FLAGS.crop}")
-  terms = sorted({int(t) for t in FLAGS.terms})
-  widths = [int(w) for w in FLAGS.plain_widths]
+  if FLAGS.crop % 16 or not 16 <= FLAGS.crop <= MAX_CROP:
+    raise UsageError(f"--crop must be a multiple of 16 from 16 to {MAX_CROP} (BSDS500's short side), "
+                     f"got {FLAGS.crop}")
+  if min(FLAGS.batch, FLAGS.crops_per_image) < 1 or min(FLAGS.ternary_steps, FLAGS.frozen_steps,
+                                                         FLAGS.plain_steps, FLAGS.train_images) < 0:
+    raise UsageError("--batch and --crops_per_image must be at least 1, the steps and --train_images at least 0")
+  terms, widths = _positive_ints("terms"), _positive_ints("plain_widths")
   out = Path(FLAGS.out)
   out.mkdir(parents=True, exist_ok=True)
   teacher_export = exports.read(learned.shipped("bmshj2018-factorized", f"q{FLAGS.quality}"))
@@ -181,7 +192,6 @@ def main(argv):
   for t in terms:
     model = bmshj2018_spn.build(config["channels"], config["latent"], terms=t, rngs=nnx.Rngs(FLAGS.seed))
     bmshj2018_spn.load_teacher(model, teacher, t)
-    sumprod.set_mode(model, "frozen")
     rows.append(_row(f"spn-t{t} (start)", model.synthesis, _evaluate(model.synthesis, sets), ops_of))
     curves[f"spn-t{t}/ternary"] = _train(model.synthesis, latents, crops, FLAGS.ternary_steps, "ternary", rng,
                                          FLAGS.ternary_learning_rate)

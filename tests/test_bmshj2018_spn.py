@@ -21,7 +21,6 @@ from compzoo.models import bmshj2018, bmshj2018_spn
 from compzoo.nn import depth_to_space, sumprod
 
 ROOT = Path(__file__).resolve().parent.parent
-SPN, SOURCE = "bmshj2018-factorized-spn:quality=2", "bmshj2018-factorized:quality=2"
 
 
 @pytest.mark.parametrize("kernel", [5, 3])
@@ -69,9 +68,12 @@ def test_synthesis_operation_counts(small_teacher):
 
 # ------------------------------------------------------------------------------------------ the shipped entry
 
-@pytest.fixture(scope="module")
-def codecs():
-  return zoo.make_codec(SPN), zoo.make_codec(SOURCE)
+@pytest.fixture(scope="module", params=[1, 2], ids=["q1", "q2"])
+def codecs(request):
+  """The entry at one quality and the bmshj2018-factorized point it derives from."""
+  quality = request.param
+  return (zoo.make_codec(f"bmshj2018-factorized-spn:quality={quality}"),
+          zoo.make_codec(f"bmshj2018-factorized:quality={quality}"))
 
 
 def _photo(height, width):
@@ -94,10 +96,11 @@ def test_the_shipped_decoder_is_near_the_teacher_at_a_fraction_of_its_multiplica
   image = _photo(256, 256)
   ours, theirs = (metrics.psnr(image, codec.decompress(codec.compress(image))) for codec in (spn, source))
   assert ours > theirs - 1.0, (ours, theirs)
-  student = exports.read(learned.shipped("bmshj2018-factorized-spn", "q2")).model
-  teacher = exports.read(learned.shipped("bmshj2018-factorized", "q2")).model
-  assert all(layer.mode == "frozen" for _, layer in nnx.iter_modules(student)
-             if isinstance(layer, sumprod.SumProdConv))
+  point = spn.name.rsplit("=", 1)[1]
+  student = exports.read(learned.shipped("bmshj2018-factorized-spn", f"q{point}")).model
+  teacher = exports.read(learned.shipped("bmshj2018-factorized", f"q{point}")).model
+  stages = [layer for _, layer in nnx.iter_modules(student) if isinstance(layer, sumprod.SumProdConv)]
+  assert len(stages) == 4 and all(layer.mode == "frozen" for layer in stages)
   ratio = (bmshj2018_spn.synthesis_ops(student.synthesis, 32, 48).multiplications
            / bmshj2018_spn.synthesis_ops(teacher.synthesis, 32, 48).multiplications)
   assert ratio <= 0.25
@@ -126,6 +129,8 @@ def test_the_decoder_experiment_trains_and_writes_its_table(tmp_path):
   assert rows["spn-t1"]["multiplications"] < 0.25 * rows["teacher"]["multiplications"]
   assert exports.is_export(tmp_path / "spn-t1") and exports.is_export(tmp_path / "shipped" / "q2" / "export")
   assert "| teacher |" in (tmp_path / "results.md").read_text()
-  bad = subprocess.run([sys.executable, "-m", "experiments.strassen_decoder", "--crop=40", f"--out={tmp_path}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
-  assert bad.returncode != 0 and "--crop" in bad.stderr and "Traceback" not in bad.stderr
+  for flag in ("--crop=40", "--crop=336", "--terms=a", "--batch=0"):
+    bad = subprocess.run([sys.executable, "-m", "experiments.strassen_decoder", flag, f"--out={tmp_path}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    said = flag.split("=")[0]
+    assert bad.returncode != 0 and said in bad.stderr and "Traceback" not in bad.stderr, (flag, bad.stderr[-500:])

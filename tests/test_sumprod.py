@@ -271,6 +271,32 @@ def test_the_cifar_budget_experiment_trains_and_counts(tmp_path):
     assert rows[name]["multiplications"] < rows["teacher"]["multiplications"]
   assert (tmp_path / "accuracy-vs-multiplications.png").stat().st_size > 0
   assert "| spn-p1-t1 |" in (tmp_path / "results.md").read_text()
-  bad = subprocess.run([sys.executable, "-m", "experiments.strassen_cifar", f"--out={tmp_path}",
-                        "--train_images=60000"], cwd=root, capture_output=True, text=True, timeout=600)
-  assert bad.returncode != 0 and "asked for 60000" in bad.stderr and "Traceback" not in bad.stderr
+  for flag, said in (("--train_images=60000", "asked for 60000"), ("--terms=0,2", "--terms"), ("--batch=0", "--batch")):
+    bad = subprocess.run([sys.executable, "-m", "experiments.strassen_cifar", f"--out={tmp_path}", flag],
+                         cwd=root, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and said in bad.stderr and "Traceback" not in bad.stderr, (flag, bad.stderr[-500:])
+
+
+def test_a_convolutions_hidden_batch_norm_is_applied_and_folds_into_scales_and_per_position_biases():
+  layer = sumprod.SumProdConv(4, 3, 3, 6, 2, rngs=nnx.Rngs(0), norm=True)
+  layer.scale[...] = jnp.linspace(0.5, 2.0, 6)
+  x = 5.0 + 3.0 * jax.random.normal(jax.random.PRNGKey(8), (8, 8, 12, 4))
+  hidden = jax.lax.conv_general_dilated(x, layer.w_b[...], (2, 2), [layer._padding(8), layer._padding(12)],
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def spread(h, scale):  # W_c over each 2×2 block of outputs
+    return jnp.einsum("nhwr,abro->nhawbo", h * scale, layer.w_c[...]).reshape(8, 8, 12, 3)
+
+  normalised = (hidden - hidden.mean(axis=(0, 1, 2))) / jnp.sqrt(hidden.var(axis=(0, 1, 2)) + layer.norm.epsilon)
+  np.testing.assert_allclose(layer(x), spread(normalised, layer.scale[...]) + layer.bias[...], rtol=1e-4, atol=1e-4)
+  layer.eval()  # running averages: the norm folds into ã and a bias per block position, as ``ops`` counts it
+  sigma = jnp.sqrt(layer.norm.var[...] + layer.norm.epsilon)
+  shift = jnp.einsum("r,abro->abo", layer.scale[...] * (layer.norm.bias[...] - layer.norm.mean[...] / sigma),
+                     layer.w_c[...])
+  assert not np.allclose(shift[0, 0], shift[1, 1])
+  np.testing.assert_allclose(layer(x), spread(hidden, layer.scale[...] / sigma) + jnp.tile(shift, (4, 6, 1))
+                             + layer.bias[...], rtol=1e-4, atol=1e-3)
+  plain = sumprod.SumProdConv(4, 3, 3, 6, 2, rngs=nnx.Rngs(0))
+  assert layer.ops(8, 12).parameters - plain.ops(8, 12).parameters == 3 * 3  # p²·C_out biases, not C_out
+  with pytest.raises(UsageError, match="batch norm"):
+    layer.load_plain(np.zeros((3, 3, 4, 3), np.float32), terms=1)

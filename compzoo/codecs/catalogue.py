@@ -69,7 +69,7 @@ def _single(name: str, description: str, family: str = "") -> Family:
 
 
 BMSHJ2018_QUALITIES = (1, 2)
-BMSHJ2018_SPN_QUALITIES = (2,)  # the points whose decoder has a sum-product twin (experiments/strassen_decoder.py)
+BMSHJ2018_SPN_QUALITIES = (1, 2)  # the points whose decoder has a sum-product twin (experiments/strassen_decoder.py)
 CPM_POINTS = {"low": "lowest", "mid": "middle", "high": "highest"}
 DPLC_OBJECTIVES = {"wgan": "two-stage WGAN (WGAN-GP generator, then encoder with the generator frozen)",
                    "wae": "Wasserstein autoencoder (MMD)", "wpp": "Wasserstein++ (WAE + WGAN-GP)",

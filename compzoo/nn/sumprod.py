@@ -93,7 +93,9 @@ def conv_ops(out_height: int, out_width: int, kernel: int, inputs: int, outputs:
 def transposed_conv_ops(in_height: int, in_width: int, kernel: int, stride: int, inputs: int, outputs: int,
                         bias: bool = True) -> OpCount:
   """A k×k transposed convolution of stride s as a scatter computes it: every input value times every tap (the
-  products that land in a 'SAME' layer's cropped border included), each output the sum of what lands on it."""
+  products that land in a 'SAME' layer's cropped border included); additions: products minus kept outputs, an
+  upper bound that also charges the cropped border's sums (about 1% over the exact count at the sizes decoded
+  here)."""
   products = in_height * in_width * kernel * kernel * inputs * outputs
   values = in_height * stride * in_width * stride * outputs
   return OpCount(products, products - values + bias * values, kernel * kernel * inputs * outputs + bias * outputs)
@@ -157,8 +159,9 @@ def set_mode(model: nnx.Module, mode: str) -> nnx.Module:
 
 
 def _hidden_norm(hidden: int, norm: bool, rngs: nnx.Rngs):
-  """Batch norm on the hidden units (the official code's), no scale of its own: ã is one. At inference its
-  shift and scale fold into ã and the output bias, so it costs no operation in ``ops``."""
+  """Batch norm on the hidden units (the official code's), no scale of its own: ã is one. At inference its scale
+  folds into ã and its shift, through W_c, into an output bias per block position (p²·C_out numbers, which ``ops``
+  counts as the layer's bias), so it costs no operation of its own."""
   return nnx.BatchNorm(hidden, use_scale=False, rngs=rngs) if norm else None
 
 
@@ -198,7 +201,7 @@ class SumProdDense(nnx.Module):
     check_mode(self.mode)
     hidden, inputs = self.w_b.shape
     outputs = self.w_c.shape[0]
-    bias = self.bias is not None
+    bias = self.bias is not None or self.norm is not None  # the norm's shift folds into an output bias
     parameters = hidden * (inputs + outputs + 1) + bias * outputs
     if self.mode == "full":
       return OpCount(hidden * inputs + hidden + outputs * hidden,
@@ -236,6 +239,8 @@ class SumProdConv(nnx.Module):
     offset (dy, dx)·s in its window, ã its scale, and W_c sends it to output o of block position (dy, dx). With
     one term per (dy, dx, o) the layer's ternary form is exactly the expansion: a warm start from a trained plain
     layer (distillation's teacher), at terms·out multiplications per output position."""
+    if self.norm is not None:
+      raise UsageError("load_plain needs a layer without hidden batch norm: the norm would rescale the expansion")
     p, s, k = self.block, self.stride, self.kernel
     window, _, inputs, hidden = self.w_b.shape
     outputs = self.w_c.shape[-1]
@@ -309,9 +314,11 @@ class SumProdConv(nnx.Module):
       self._padding(side)  # sides must be whole blocks
     window, _, inputs, hidden = self.w_b.shape
     outputs = self.w_c.shape[-1]
-    bias = self.bias is not None
+    bias = self.bias is not None or self.norm is not None
     blocks = (in_height // (self.block * self.stride)) * (in_width // (self.block * self.stride))
-    parameters = window * window * inputs * hidden + hidden + self.block**2 * hidden * outputs + bias * outputs
+    # Deployed, a hidden norm's shift reaches each block position differently through W_c: p²·C_out biases.
+    bias_parameters = (self.block**2 if self.norm is not None else 1) * outputs * bias
+    parameters = window * window * inputs * hidden + hidden + self.block**2 * hidden * outputs + bias_parameters
     outputs_per_block = self.block**2 * outputs
     if self.mode == "full":
       taps = window * window * inputs
