@@ -4,7 +4,7 @@ multi-process start, and one-line errors."""
 import sys
 
 from compzoo import compile_cache
-from compzoo.errors import CompzooError
+from compzoo.errors import CompzooError, UsageError
 
 
 def run(work, cluster=None):
@@ -43,3 +43,10 @@ def _run(work):
 def _exit_with(error: CompzooError):
   print(f"error: {error}", file=sys.stderr)
   sys.exit(1)
+
+
+def positive_ints(flag: str, values) -> list[int]:
+  """A list flag's values as sorted distinct positive integers, or a one-line UsageError naming --flag."""
+  if not all(str(v).isdigit() and int(v) >= 1 for v in values):
+    raise UsageError(f"--{flag} takes positive integers, got {','.join(map(str, values))}")
+  return sorted({int(v) for v in values})

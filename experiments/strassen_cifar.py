@@ -36,6 +36,7 @@ from PIL import Image
 from compzoo.errors import UsageError
 from compzoo.nn import sumprod
 from experiments.configs.presets import CIFAR10
+from experiments.launch import positive_ints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/strassen-cifar", "folder for results.json, results.md and the plot")
@@ -213,16 +214,9 @@ def _plot(rows: list, path: Path) -> None:
   figure.savefig(path, dpi=120)
 
 
-def _positive_ints(name: str) -> list[int]:
-  values = FLAGS[name].value
-  if not all(v.isdigit() and int(v) >= 1 for v in values):
-    raise UsageError(f"--{name} takes positive integers, got {','.join(values)}")
-  return sorted({int(v) for v in values})
-
-
 def _check_flags() -> None:
   for name in ("terms", "block2_hidden", "plain_widths"):
-    _positive_ints(name)
+    positive_ints(name, FLAGS[name].value)
   if min(FLAGS.width, FLAGS.batch, FLAGS.epochs) < 1 or min(FLAGS.ternary_epochs, FLAGS.frozen_epochs) < 0:
     raise UsageError("--width, --batch and --epochs must be at least 1, the other stages' epochs at least 0")
   if FLAGS.temperature <= 0 or not 0 <= FLAGS.distill <= 1:
@@ -243,7 +237,7 @@ def main(argv):
   teacher = Net(FLAGS.width, rngs=nnx.Rngs(FLAGS.seed))
   rows.append(_row("teacher", teacher, test, _train(teacher, train, FLAGS.epochs, None, None, rng), started))
   soft = _logits_of(teacher, train[0])
-  for terms in _positive_ints("terms"):
+  for terms in positive_ints("terms", FLAGS.terms):
     student = Net(FLAGS.width, rngs=nnx.Rngs(FLAGS.seed), kind="spn", hidden=terms)
     for mine, theirs, norm, their_norm in zip(student.convs, teacher.convs, student.norms, teacher.norms):
       mine.load_plain(theirs.kernel[...], theirs.bias[...], terms=terms)
@@ -255,14 +249,14 @@ def main(argv):
     losses = _train(student, train, FLAGS.ternary_epochs, "ternary", soft, rng, FLAGS.warm_ternary_learning_rate)
     losses += _train(student, train, FLAGS.frozen_epochs, "frozen", soft, rng)
     rows.append(_row(f"spn-p1-t{terms}", student, test, losses, started))
-  for hidden in _positive_ints("block2_hidden"):
+  for hidden in positive_ints("block2_hidden", FLAGS.block2_hidden):
     started = time.perf_counter()
     student = Net(FLAGS.width, rngs=nnx.Rngs(FLAGS.seed), kind="spn", block=2, hidden=hidden, norm=True)
     losses = _train(student, train, FLAGS.epochs, "full", soft, rng)
     losses += _train(student, train, FLAGS.ternary_epochs, "ternary", soft, rng)
     losses += _train(student, train, FLAGS.frozen_epochs, "frozen", soft, rng)
     rows.append(_row(f"spn-p2-r{hidden}", student, test, losses, started))
-  for width in _positive_ints("plain_widths"):
+  for width in positive_ints("plain_widths", FLAGS.plain_widths):
     started = time.perf_counter()
     plain = Net(width, rngs=nnx.Rngs(FLAGS.seed))
     rows.append(_row(f"plain-w{width}", plain, test, _train(plain, train, FLAGS.epochs, None, soft, rng), started))

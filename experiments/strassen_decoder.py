@@ -42,6 +42,7 @@ from compzoo.errors import UsageError
 from compzoo.models import bmshj2018, bmshj2018_spn, pad_to_multiple
 from compzoo.nn import sumprod
 from experiments.configs.presets import BSDS500, CAMVID, KODAK
+from experiments.launch import positive_ints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/strassen-decoder", "folder for results.json, results.md and the trained decoders")
@@ -159,13 +160,6 @@ def _markdown(rows: list, bpp: dict, teacher_mults: int, pixels: int) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _positive_ints(name: str) -> list[int]:
-  values = FLAGS[name].value
-  if not all(v.isdigit() and int(v) >= 1 for v in values):
-    raise UsageError(f"--{name} takes positive integers, got {','.join(values)}")
-  return sorted({int(v) for v in values})
-
-
 def main(argv):
   del argv
   if FLAGS.crop % 16 or not 16 <= FLAGS.crop <= MAX_CROP:
@@ -174,7 +168,7 @@ def main(argv):
   if min(FLAGS.batch, FLAGS.crops_per_image) < 1 or min(FLAGS.ternary_steps, FLAGS.frozen_steps,
                                                          FLAGS.plain_steps, FLAGS.train_images) < 0:
     raise UsageError("--batch and --crops_per_image must be at least 1, the steps and --train_images at least 0")
-  terms, widths = _positive_ints("terms"), _positive_ints("plain_widths")
+  terms, widths = positive_ints("terms", FLAGS.terms), positive_ints("plain_widths", FLAGS.plain_widths)
   out = Path(FLAGS.out)
   out.mkdir(parents=True, exist_ok=True)
   teacher_export = exports.read(learned.shipped("bmshj2018-factorized", f"q{FLAGS.quality}"))
