@@ -20,7 +20,7 @@ commas = $(subst $(space),$(comma),$(strip $(1)))
 # GC's bench and picture grid on CamVid test frames: the GC/SC sweeps beside classic codecs at their lowest.
 GC_GRID ?= gc,gc-mse,sc,jpeg:quality=0,webp:quality=0,avif:quality=0
 
-.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks sparse patch-books bench-patch strassen strassen-cifar strassen-decoder bench-strassen-decoder bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
+.PHONY: setup demo test test-fast train-tiny train-2x2 bench-train bench-lossless profile-l3c bench-kodak bench-cpm dplc-mnist dplc-cifar10 gc refine bench-refine latent-tasks bench-latent-tasks sparse patch-books bench-patch strassen strassen-cifar strassen-decoder bench-strassen-decoder ecg-lossless ecg-lossy ecg-tasks ship-ecg ecg-classify bench-ecg bench-coder fuzz cross-decode gpu-bundle gpu-restore gpu-dry-run gpu-run lock clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compzoo needs Python 3.11+"'
@@ -192,6 +192,28 @@ strassen-decoder: $(STAMP)
 bench-strassen-decoder: $(STAMP)
 	$(BIN)/compzoo bench -m bmshj2018-factorized-spn:quality=2,bmshj2018-factorized:quality=2 --images $(KODAK) --grid kodim23.png,kodim03.png,kodim05.png --grid-crop 224 --out runs/kodak-spn
 	$(BIN)/compzoo bench -m bmshj2018-factorized-spn:quality=2,bmshj2018-factorized:quality=2 --images $(CAMVID_TEST) --limit 24 --out runs/camvid-spn
+
+# ECG (issue #36): the learned lossless codec trained on CinC 2017 fold 0 and shipped; the classification study;
+# every signal codec on fold 1 (1,139 recordings; ecg-lossless codes sample by sample: about an hour a core).
+CINC2017 ?= ../shared/data/cinc2017
+ecg-lossless: $(STAMP)
+	$(BIN)/python -m experiments.ecg_lossless --out=runs/ecg-lossless --steps=12000 --eval_every=1000
+
+# What the ecg weights folder ships: the lossless codec, the lossy one at three rates, the CinC 2017 heads.
+ship-ecg: ecg-lossless ecg-lossy ecg-tasks
+	$(BIN)/python -m experiments.ship_weights --family=ecg --runs=runs
+
+ecg-lossy: $(STAMP)
+	$(BIN)/python -m experiments.ecg_lossy --out=runs --steps=3000 --rates=mid,low,high
+
+ecg-tasks: $(STAMP)
+	$(BIN)/python -m experiments.ecg_latent_tasks --out=runs
+
+ecg-classify: $(STAMP)
+	$(BIN)/python -m experiments.ecg_classify --out=runs/ecg-classify --epochs=16
+
+bench-ecg: $(STAMP)
+	$(BIN)/compzoo bench --signals $(CINC2017)/dev.npz --fold 1 -m flac,xz-delta,zlib-delta,ecg-lossless,ecg:rate=low,ecg:rate=mid,ecg:rate=high --out runs/ecg-fold1
 
 bench-coder: $(STAMP)
 	$(BIN)/python -m experiments.bench_entropy_coder

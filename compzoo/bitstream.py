@@ -9,6 +9,11 @@ The trailing CRC catches corruption and truncation before any decoder runs. The 
 CRC32 a codec computes of what it decoded (the image for lossless codecs, the symbols for learned ones),
 verified after decoding: it catches an encoder and decoder that disagree, which would otherwise be a
 silently wrong image.
+
+Signals (flag bit 1) use the same layout: height holds the number of samples, width the sample rate in Hz and
+channels the number of channels; their ``Container.shape`` is (samples, channels) and ``sample_rate`` is set.
+Files of this layout without the bit are images, so image files are unchanged; a build that predates signals
+refuses a signal file by its unknown flag.
 """
 
 from __future__ import annotations
@@ -24,19 +29,27 @@ VERSION = 1
 WEIGHTS_ID_BYTES = 16
 NO_WEIGHTS = bytes(WEIGHTS_ID_BYTES)
 _FLAG_CONTENT_CHECK = 1
+_FLAG_SIGNAL = 2
+_KNOWN_FLAGS = _FLAG_CONTENT_CHECK | _FLAG_SIGNAL
 _FIXED = struct.Struct("<4sBBH")
 _SHAPE = struct.Struct(f"<{WEIGHTS_ID_BYTES}sIIBIB")
 _MAX_STREAMS = 255
 MAX_SIDE = 1 << 20  # the largest side a header may state
+MAX_SIGNAL_RATE = 1 << 20  # Hz (compzoo/signals.py: MAX_RATE)
 
 
 @dataclasses.dataclass(frozen=True)
 class Container:
   codec: str
-  shape: tuple[int, int, int]
+  shape: tuple[int, ...]  # images (height, width, channels); signals (samples, channels)
   streams: tuple[bytes, ...]
   weights_id: bytes = NO_WEIGHTS
   content_check: int | None = None
+  sample_rate: int | None = None  # set for signals only
+
+  @property
+  def is_signal(self) -> bool:
+    return self.sample_rate is not None
 
 
 def crc32(data) -> int:
@@ -51,8 +64,11 @@ def pack(container: Container) -> bytes:
     raise UsageError(f"at most {_MAX_STREAMS} streams")
   if len(container.weights_id) != WEIGHTS_ID_BYTES:
     raise UsageError(f"weights id must be {WEIGHTS_ID_BYTES} bytes")
-  height, width, channels = container.shape
-  flags = 0 if container.content_check is None else _FLAG_CONTENT_CHECK
+  if container.is_signal:
+    (height, channels), width = container.shape, container.sample_rate
+  else:
+    height, width, channels = container.shape
+  flags = (0 if container.content_check is None else _FLAG_CONTENT_CHECK) | (_FLAG_SIGNAL if container.is_signal else 0)
   parts = [
       _FIXED.pack(MAGIC, VERSION, flags, len(name)), name,
       _SHAPE.pack(container.weights_id, height, width, channels, container.content_check or 0,
@@ -87,20 +103,27 @@ def unpack(data: bytes) -> Container:
   (stored_crc,) = struct.unpack_from("<I", data, len(data) - 4)
   if crc32(memoryview(data)[:-4]) != stored_crc:
     raise BitstreamError("corrupt compzoo file (checksum mismatch)")
-  if flags & ~_FLAG_CONTENT_CHECK:
+  if flags & ~_KNOWN_FLAGS:
     raise BitstreamError(f"unknown flags {flags:#x} in compzoo file")
   try:
     name = data[_FIXED.size:offset].decode("utf-8")
   except UnicodeDecodeError:
     raise BitstreamError("compzoo file has an unreadable codec name") from None
-  if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and channels in (1, 3)):
+  if flags & _FLAG_SIGNAL:
+    if not (height > 0 and 0 < width <= MAX_SIGNAL_RATE and channels > 0):
+      raise BitstreamError(f"compzoo file has an invalid signal shape: {height} samples, {channels} channels, "
+                           f"{width} Hz")
+    shape, rate = (height, channels), width
+  elif not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and channels in (1, 3)):
     raise BitstreamError(f"compzoo file has an invalid image shape {(height, width, channels)}")
+  else:
+    shape, rate = (height, width, channels), None
   streams, start = [], lengths_end
   for length in lengths:
     streams.append(data[start:start + length])
     start += length
-  return Container(name, (height, width, channels), tuple(streams), weights_id,
-                   content_check if flags & _FLAG_CONTENT_CHECK else None)
+  return Container(name, shape, tuple(streams), weights_id,
+                   content_check if flags & _FLAG_CONTENT_CHECK else None, rate)
 
 
 def expect_streams(streams, count: int, owner: str, fixed: dict[int, int] | None = None) -> None:

@@ -22,6 +22,7 @@ from compzoo.errors import CompzooError, UsageError
 DEMO_CODECS = ("png,webp-lossless,jpeg2000-lossless,jpegxl-lossless,l3c,"
                "jpeg:quality=75,webp:quality=75,avif:quality=50,jpeg2000:psnr=35,jpegxl:distance=1,"
                "bmshj2018-factorized:quality=2,cpm-mid")
+SIGNAL_CODECS = "flac,xz-delta,zlib-delta"
 LEARNED = "learned"  # -m learned --weights DIR: a model from a training workdir or export
 WEIGHTS_HELP = f"with -m {LEARNED}: a training workdir or an export folder (config.json + params.msgpack)"
 
@@ -32,7 +33,8 @@ def _models(args) -> None:
   for entry in zoo.entries().values():
     params = ",".join(f"{k}={p.default}" for k, p in entry.params.items()) or "-"
     decode = zoo.GUARANTEES.get(entry.guarantee, "as its model's" if entry.needs_weights else "standard format")
-    print(f"{entry.name}\t{entry.kind}\t{entry.mode()}\t{params}\t{entry.description}\tdecode: {decode}")
+    print(f"{entry.name}\t{entry.kind}\t{entry.mode()}\t{entry.modality}\t{params}\t{entry.description}\t"
+          f"decode: {decode}")
 
 
 def _compress(args) -> None:
@@ -40,6 +42,10 @@ def _compress(args) -> None:
 
   _check_output(args.input, args.output, args.force)
   codec = zoo.make_codec(args.model, weights=args.weights)
+  if codec.modality == "signal":
+    return _compress_signal(args, codec)
+  if args.sample_rate is not None:
+    raise UsageError(f"--sample-rate is for signal codecs; {codec.name} codes images")
   image = data.load_image(args.input)
   side = {} if args.label_map is None else {"label_map": data.load_label_map(args.label_map)}
   payload = codec.compress(image, **side)
@@ -49,15 +55,39 @@ def _compress(args) -> None:
         file=sys.stderr)
 
 
+def _compress_signal(args, codec) -> None:
+  from compzoo import signals
+  from compzoo.data import signals as signal_io
+
+  if args.label_map is not None:
+    raise UsageError(f"--label-map is for semantic image codecs; {codec.name} codes signals")
+  signal = signal_io.load_signal(args.input, args.sample_rate)
+  payload = codec.compress(signal)
+  _write(args.output, payload)
+  print(f"{args.output}: {codec.name}, {len(payload)} bytes, {signals.bits_per_sample(len(payload), signal):.4f} "
+        f"bits/sample ({signal.length} samples × {signal.channels} at {signal.sample_rate} Hz)", file=sys.stderr)
+
+
 def _decompress(args) -> None:
   from compzoo import bitstream, data, zoo
+  from compzoo.data import signals as signal_io
 
+  for name, value in (("--max-pixels", args.max_pixels), ("--max-samples", args.max_samples)):
+    if value is not None and value < 1:
+      raise UsageError(f"{name} must be positive, got {value}")
+  payload = _read(args.input)
+  container = bitstream.unpack(payload)
+  if container.is_signal:
+    signal_io.check_signal_path(args.output)
+    outputs = [args.output] if Path(args.output).suffix == ".npy" else signal_io.wfdb_files(args.output)
+    for output in outputs:
+      _check_output(args.input, output, args.force)
+    codec = zoo.make_codec(container.codec, weights=args.weights)
+    signal_io.save_signal(args.output, codec.decompress(payload, max_samples=args.max_samples))
+    return
   _check_output(args.input, args.output, args.force)
   data.check_png_path(args.output)
-  if args.max_pixels is not None and args.max_pixels < 1:
-    raise UsageError(f"--max-pixels must be positive, got {args.max_pixels}")
-  payload = _read(args.input)
-  codec = zoo.make_codec(bitstream.unpack(payload).codec, weights=args.weights)
+  codec = zoo.make_codec(container.codec, weights=args.weights)
   data.save_image(args.output, codec.decompress(payload, max_pixels=args.max_pixels))
 
 
@@ -66,6 +96,8 @@ def _info(args) -> None:
 
   payload = _read(args.input)
   container = bitstream.unpack(payload)
+  if container.is_signal:
+    return _info_signal(container, payload, zoo)
   height, width, channels = container.shape
   print(f"codec:    {container.codec}")
   print(f"image:    {width}x{height}, {channels} channels")
@@ -89,6 +121,19 @@ def _info(args) -> None:
             f"{100 * bits / total:.1f}%")
 
 
+def _info_signal(container, payload, zoo) -> None:
+  samples, channels = container.shape
+  print(f"codec:    {container.codec}")
+  print(f"signal:   {samples} samples × {channels} channel{'s' * (channels != 1)} at {container.sample_rate} Hz "
+        f"({samples / container.sample_rate:.2f} s)")
+  print(f"size:     {len(payload)} bytes, {8 * len(payload) / (samples * channels):.4f} bits/sample")
+  print(f"streams:  {', '.join(str(len(s)) for s in container.streams)} bytes")
+  print(f"weights:  {container.weights_id.hex() if any(container.weights_id) else 'none'}")
+  check = container.content_check
+  print(f"check:    {'none' if check is None else f'{check:08x}'}")
+  print(f"decode:   {_guarantee(zoo, container.codec)}")
+
+
 def _guarantee(zoo, codec_name: str) -> str:
   try:
     entry = zoo.get(zoo.parse_codec_name(codec_name)[0])
@@ -99,10 +144,37 @@ def _guarantee(zoo, codec_name: str) -> str:
   return zoo.GUARANTEES.get(entry.guarantee, "any decoder of the standard format")
 
 
+def _bench_signals(args) -> None:
+  from compzoo import bench
+  from compzoo.bench import signals as signal_bench
+
+  from compzoo import zoo
+
+  for flag, value in (("--crop", args.crop), ("--grid", args.grid), ("--label-maps", args.label_maps),
+                      ("--anchor", args.anchor)):
+    if value:
+      raise UsageError(f"{flag} is for image benchmarks, not --signals")
+  specs = [spec for spec in (args.models or SIGNAL_CODECS).split(",") if spec.strip()]
+  if args.sweep:
+    specs = [name for spec in specs for name in ([spec] if spec == LEARNED else bench.expand_sweeps([spec]))]
+  if args.weights and LEARNED not in specs:
+    raise UsageError(f"--weights given but -m does not list {LEARNED!r}")
+  specs = [zoo.make_codec(spec, weights=args.weights) if spec == LEARNED else spec for spec in specs]
+  recordings = signal_bench.signal_set(args.signals, args.limit, args.fold)
+  records = signal_bench.run_signal_bench(specs, recordings, progress=not args.quiet)
+  paths = signal_bench.write_reports(records, args.out)
+  print(paths["markdown"].read_text(), end="")
+  print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+
+
 def _bench(args) -> None:
   from compzoo import bench, data, zoo
 
-  specs = [spec for spec in args.models.split(",") if spec.strip()]
+  if args.signals:
+    return _bench_signals(args)
+  if args.fold is not None:
+    raise UsageError("--fold selects a fold of --signals DEV.npz")
+  specs = [spec for spec in (args.models or DEMO_CODECS).split(",") if spec.strip()]
   if not specs:
     raise UsageError("-m needs at least one codec name")
   if args.sweep:  # 'learned' is no zoo family: it has no sweep
@@ -137,7 +209,8 @@ def _infer(args) -> None:
   elif args.output is not None:
     raise UsageError(f"--task {args.task} prints its answer; it takes no output file")
   result = inference.infer(_read(args.input), args.task, from_rgb=args.from_rgb, max_pixels=args.max_pixels)
-  source = "decoded pixels" if result.decoded_pixels else "latents"
+  decoded = "decoded signal" if args.task == "cinc2017" else "decoded pixels"
+  source = decoded if result.decoded_pixels else "latents"
   if args.task == "camvid":
     label_map = result.label_map()
     data.save_image(args.output, label_map)  # 2-D uint8: an 8-bit grey PNG of class ids
@@ -170,6 +243,12 @@ def _check_output(source, output, force: bool) -> None:
     raise UsageError(f"output {output} exists; use --force to overwrite it")
 
 
+def _write(path, payload: bytes) -> None:
+  from compzoo import data
+
+  data.write_atomically(path, payload)
+
+
 def _read(path) -> bytes:
   path = Path(path)
   if not path.is_file():
@@ -187,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
 
   commands.add_parser("models", help="list every registered codec").set_defaults(run=_models)
 
-  p = commands.add_parser("compress", help="compress an image to a compzoo file")
+  p = commands.add_parser("compress", help="compress an image or a signal to a compzoo file")
   p.add_argument("-m", "--model", required=True, help="codec NAME[:key=value...]")
+  p.add_argument("--sample-rate", type=int, help="signals: the rate in Hz of a .npy or header-less .mat input "
+                 "(default 300; a WFDB header states its own)")
   p.add_argument("--weights", help=WEIGHTS_HELP)
   p.add_argument("--label-map", help="an 8-bit grey PNG of class ids, for codecs that code one (semantic codecs)")
   p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
@@ -196,9 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("output")
   p.set_defaults(run=_compress)
 
-  p = commands.add_parser("decompress", help="decompress a compzoo file to PNG")
+  p = commands.add_parser("decompress", help="decompress a compzoo file to PNG (images), or to .npy or a WFDB "
+                          "record (.hea, .dat or no suffix: signals)")
   p.add_argument("--weights", help="the weights a 'learned' file was written with")
   p.add_argument("--max-pixels", type=int, help="refuse files claiming more pixels (default: 2^27, ~134 MP)")
+  p.add_argument("--max-samples", type=int, help="refuse signal files claiming more samples × channels (default: 2^27)")
   p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
   p.add_argument("input")
   p.add_argument("output")
@@ -211,8 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--weights", help="with --parts, for files of -m learned: the training workdir or export")
   p.set_defaults(run=_info)
 
-  p = commands.add_parser("bench", help="measure codecs on a folder of images")
-  p.add_argument("-m", "--models", default=DEMO_CODECS, help="comma-separated codec names")
+  p = commands.add_parser("bench", help="measure codecs on a folder of images (or of signals: --signals)")
+  p.add_argument("-m", "--models", help=f"comma-separated codec names (default: {DEMO_CODECS}; with --signals "
+                 f"{SIGNAL_CODECS})")
+  p.add_argument("--signals", help="benchmark signal codecs on a folder of .npy files and WFDB records, or on "
+                 "the packed CinC 2017 dev.npz")
+  p.add_argument("--fold", type=int, help="with --signals DEV.npz: only this fold (1: the validation fold)")
   p.add_argument("--images", default="embedded", help="image folder, or 'embedded' for the bundled photos")
   p.add_argument("--out", required=True, help="output folder for results.json, summary.md, plots")
   p.add_argument("--sweep", action="store_true", help="expand bare lossy codec names to their RD sweep")
@@ -230,13 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(run=_bench)
 
   p = commands.add_parser("infer", help="classify or segment a compressed file from its latents, without decoding")
-  p.add_argument("--task", required=True, choices=("cifar10", "camvid"),
-                 help="cifar10: print the class and its probability; camvid: write the label map (11 classes)")
-  p.add_argument("--from-rgb", action="store_true", help="decode the pixels first and run the network trained "
-                 "on decoded pixels (for comparison)")
+  p.add_argument("--task", required=True, choices=("cifar10", "camvid", "cinc2017"),
+                 help="cifar10: print the class and its probability; camvid: write the label map (11 classes); "
+                      "cinc2017: the rhythm of an ECG file of ecg:rate=R (normal, af, other, noisy)")
+  p.add_argument("--from-rgb", action="store_true", help="decode the pixels (or the ECG signal) first and run the "
+                 "network trained on decoded ones (for comparison)")
   p.add_argument("--max-pixels", type=int, help="refuse files claiming more pixels (default: 2^27)")
   p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-  p.add_argument("input", help="a compzoo file of torfason-ae or torfason-ae-joint-TASK")
+  p.add_argument("input", help="a compzoo file of torfason-ae or torfason-ae-joint-TASK (ecg:rate=R for cinc2017)")
   p.add_argument("output", nargs="?", help="--task camvid: the label map to write (8-bit grey PNG of class ids)")
   p.set_defaults(run=_infer)
   return parser

@@ -25,6 +25,8 @@ from compzoo.codecs.learned import WEIGHTS_ROOT
 from compzoo.data.images import CAMVID_CLASSES, CAMVID_VOID
 from compzoo.errors import BitstreamError, UsageError
 
+SIGNAL_TASKS = {"cinc2017": ("normal", "af", "other", "noisy")}  # compzoo/data/ecg.py: CLASS_NAMES
+ECG_TASKS_ROOT = WEIGHTS_ROOT / "ecg" / "tasks"  # latent-RATE, decoded-RATE, original (experiments/ecg_latent_tasks.py)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TASKS = {"cifar10": CIFAR10_CLASSES, "camvid": CAMVID_CLASSES[:CAMVID_VOID]}  # CamVid's void is never predicted
 ROOT = WEIGHTS_ROOT / "latent-tasks"
@@ -118,11 +120,65 @@ class Inference:
     return np.argmax(self.probabilities, axis=-1).astype(np.uint8)
 
 
-def infer(payload: bytes, task: str, from_rgb: bool = False, max_pixels: int | None = None) -> Inference:
-  """Runs ``task`` on a compressed file: from its latents, or (``from_rgb``) from its decoded pixels."""
-  from compzoo import zoo  # the registry imports every codec module
+@dataclasses.dataclass
+class SignalHead:
+  """A shipped classifier of ECG files: on a lossy codec's latents, or on its decoded signals."""
+
+  task: str
+  path: str  # 'latent' | 'decoded'
+  codec_weights_id: bytes
+  model: nnx.Module  # an ecg_classifier
+  folder: Path
+
+  @property
+  def classes(self) -> tuple[str, ...]:
+    return SIGNAL_TASKS[self.task]
+
+
+def signal_head(task: str, codec_name: str, decoded: bool) -> SignalHead:
+  """The shipped head of ``task`` for files of ``codec_name`` ('ecg:rate=mid'): on latents or decoded signals."""
+  path = "decoded" if decoded else "latent"
+  name, _, rate = codec_name.partition(":rate=")
+  folder = ECG_TASKS_ROOT / f"{path}-{rate}"
+  if name != "ecg" or not exports.is_export(folder):
+    have = sorted(p.name for p in ECG_TASKS_ROOT.glob(f"{path}-*")) if ECG_TASKS_ROOT.is_dir() else []
+    raise UsageError(f"no {task} network reads {'decoded signals' if decoded else 'latents'} of {codec_name!r} "
+                     f"files; shipped: {', '.join(have) or 'none'} (files of ecg:rate=R)")
+  export = exports.read(folder)
+  return SignalHead(task, path, bytes.fromhex(export.config.get("codec_weights_id", "")), export.model, folder)
+
+
+def _infer_signal(payload: bytes, task: str, decoded: bool, max_samples: int | None) -> Inference:
+  from compzoo import zoo
 
   container = bitstream.unpack(payload)
+  if not container.is_signal:
+    raise UsageError(f"--task {task} classifies ECG files; this file holds an image ({container.codec})")
+  head = signal_head(task, container.codec, decoded)
+  if container.weights_id != head.codec_weights_id:
+    raise BitstreamError(f"file written by {container.codec} with weights {container.weights_id.hex()}, not the "
+                         f"weights {head.codec_weights_id.hex()} that the {task} network was trained on")
+  codec = zoo.make_codec(container.codec)
+  length = np.array([container.shape[0]], np.int32)
+  if decoded:
+    inputs = codec.decompress(payload, max_samples=max_samples).samples[:, :1].T.astype(np.float32)
+  else:
+    inputs = codec.latents(payload, max_samples=max_samples)[:1].astype(np.float32)
+  head.model.eval()
+  probabilities = np.asarray(jax.nn.softmax(nnx.jit(lambda m, x, l: m(x, l))(head.model, inputs, length)))[0]
+  return Inference(head, probabilities, decoded)
+
+
+def infer(payload: bytes, task: str, from_rgb: bool = False, max_pixels: int | None = None) -> Inference:
+  """Runs ``task`` on a compressed file: from its latents, or (``from_rgb``) from its decoded pixels (for
+  ECG files: decoded signal; ``max_pixels`` bounds its samples × channels)."""
+  from compzoo import zoo  # the registry imports every codec module
+
+  if task in SIGNAL_TASKS:
+    return _infer_signal(payload, task, from_rgb, max_pixels)
+  container = bitstream.unpack(payload)
+  if container.is_signal:
+    raise UsageError(f"--task {task} reads images; this file holds a signal ({container.codec})")
   head = head_for(task, container.codec, from_rgb)
   if container.weights_id != head.codec_weights_id:
     raise BitstreamError(f"file written by {container.codec} with weights {container.weights_id.hex()}, not the "

@@ -227,3 +227,29 @@ def frechet_distance(features_a, features_b) -> float:
   cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
   return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b)
                - 2.0 * np.sum(np.sqrt(np.clip(cross, 0, None))))
+
+
+def f1_scores(labels, predicted, classes: int) -> np.ndarray:
+  """Per-class F1 of integer predictions (0 for a class neither predicted nor present)."""
+  labels, predicted = np.asarray(labels), np.asarray(predicted)
+  scores = []
+  for c in range(classes):
+    tp = np.sum((predicted == c) & (labels == c))
+    denominator = np.sum(predicted == c) + np.sum(labels == c)
+    scores.append(2 * tp / denominator if denominator else 0.0)
+  return np.array(scores)
+
+
+def confusion_matrix(labels, predicted, classes: int) -> np.ndarray:
+  """Counts (true class, predicted class)."""
+  matrix = np.zeros((classes, classes), np.int64)
+  np.add.at(matrix, (np.asarray(labels), np.asarray(predicted)), 1)
+  return matrix
+
+
+def bootstrap_interval(score, labels, predicted, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+  """95% percentile interval of ``score(labels, predicted)`` over resamplings of the items with replacement."""
+  labels, predicted = np.asarray(labels), np.asarray(predicted)
+  rng = np.random.default_rng(seed)
+  draws = [score(labels[i], predicted[i]) for i in (rng.integers(0, len(labels), len(labels)) for _ in range(resamples))]
+  return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from compzoo.codecs import classic, learned, patch
+from compzoo.codecs import classic, learned, patch, signal_classic
 from compzoo.codecs.base import Codec
 from compzoo.codecs.entries import GUARANTEES, Param, ZooEntry
 from compzoo.errors import UsageError
@@ -29,7 +29,7 @@ def _collect(*modules) -> dict[str, ZooEntry]:
   return dict(sorted(registry.items()))
 
 
-_REGISTRY = _collect(classic, learned, patch)
+_REGISTRY = _collect(classic, learned, patch, signal_classic)
 
 
 def entries() -> dict[str, ZooEntry]:

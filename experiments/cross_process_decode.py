@@ -112,14 +112,15 @@ def check(codec_names, image, workdir, xla_flags: str = OTHER_XLA_FLAGS, repeats
 
 
 def learned_entries(one_per_group: bool = False) -> list[str]:
-  """Every shipped learned entry; with ``one_per_group``, the first of each zoo family or group (cpm's three
+  """Every shipped learned image entry; with ``one_per_group``, the first of each zoo family or group (cpm's three
   points, DPLC's objectives: one network each, differing only in weights, so one entry checks the
   decoder's numerics for all)."""
   from compzoo import zoo
   names, seen = [], set()
   for name, entry in zoo.entries().items():
     kin = entry.family or entry.group
-    if entry.kind != "learned" or entry.needs_weights or (one_per_group and kin and kin in seen):
+    if (entry.kind != "learned" or entry.needs_weights or entry.modality != "image"
+        or (one_per_group and kin and kin in seen)):
       continue
     seen.add(kin)
     names.append(name)

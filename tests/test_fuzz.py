@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow  # make test-fast leaves these out
 SLOW_TO_DECODE = {"pixelcnn"}
 
 
-CODECS = [name for name, entry in zoo.entries().items() if entry.kind in ("classic", "fitted")] + [
+# Signal codecs: tests/test_signals.py (classic) and tests/test_ecg.py (learned).
+CODECS = [name for name, entry in zoo.entries().items() if entry.kind in ("classic", "fitted") and entry.modality == "image"] + [
     name for architecture, name in one_entry_per_architecture().items() if architecture not in SLOW_TO_DECODE]
 
 
@@ -41,7 +42,8 @@ def test_damaged_payloads_behind_valid_checksums(name, image):
   fuzz_codec(zoo.make_codec(name), image, cases=150, seed=11, rewrap=True)
 
 
-@pytest.mark.parametrize("name", sorted(set(zoo.entries()) - {"learned"}))
+@pytest.mark.parametrize("name", sorted(name for name, entry in zoo.entries().items()
+                                         if name != "learned" and entry.modality == "image"))
 def test_headers_claiming_huge_images_fail_fast_in_one_line(name, image):
   codec = zoo.make_codec(name)
   results = check_crafted_headers(codec, image, seconds=2.0)

@@ -23,7 +23,7 @@ import imagecodecs
 import numpy as np
 
 from compzoo import bitstream, image_headers
-from compzoo.codecs.base import DEFAULT_MAX_PIXELS, fit_image, sample_side
+from compzoo.codecs.base import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SAMPLES, fit_image, sample_side
 from compzoo.errors import BitstreamError
 
 
@@ -91,7 +91,7 @@ def fuzz_codec(codec, image: np.ndarray, cases: int, seed: int = 0, rewrap: bool
       continue
     if not rewrap and damaged != original:
       raise FuzzFailure(f"{codec.name}: case {case} ({kind}) passed the container's checks")
-    if codec.lossless and not np.array_equal(decoded, image):
+    if codec.lossless and not _same(decoded, image):
       raise FuzzFailure(f"{codec.name}: case {case} ({kind}) decoded to a wrong image without error")
     stats.decoded += 1
     stats.outcomes[f"{kind}:decoded"] += 1
@@ -103,8 +103,9 @@ def guarded_decode(codec, data: bytes, seconds: float, label: str, max_pixels: i
   a hang or any other exception raises ``FuzzFailure``."""
   previous = signal.signal(signal.SIGALRM, _on_alarm)
   signal.setitimer(signal.ITIMER_REAL, seconds)
+  limit = {"max_samples" if _is_signal(codec) else "max_pixels": max_pixels}
   try:
-    return codec.decompress(data, max_pixels=max_pixels), None
+    return codec.decompress(data, **limit), None
   except BitstreamError as e:
     return None, str(e)
   except TimeoutError:
@@ -120,6 +121,23 @@ def _on_alarm(signum, frame):
   raise TimeoutError
 
 
+def _is_signal(codec) -> bool:
+  return getattr(codec, "modality", "image") == "signal"
+
+
+def _same(decoded, original) -> bool:
+  """A decoded image equals its original array; a decoded ``Signal`` its original's samples (the fuzzers
+  take a signal as samples × channels at the default rate)."""
+  if _is_signal_value(decoded):
+    return np.array_equal(decoded.samples, np.asarray(original).reshape(decoded.samples.shape)) if (
+        np.asarray(original).size == decoded.samples.size) else False
+  return np.array_equal(decoded, original)
+
+
+def _is_signal_value(value) -> bool:
+  return hasattr(value, "samples") and hasattr(value, "sample_rate")
+
+
 # Codecs whose entropy model can code a near-constant image in almost no bits, so a small real stream may
 # honestly hold a large image (PixelCNN's mixtures put nearly all mass on one value): their claims are
 # bounded by their own pixel limit, not by the stream's length.
@@ -132,6 +150,8 @@ def crafted_headers(codec, image: np.ndarray, real_streams: bool = True) -> list
   before any real work: sizes over the default pixel limit or the codec's own, a user's raised limit
   meeting the codec's own, and the largest size the codec accepts with its streams emptied (and, with
   ``real_streams``, with the small image's real streams, which no learned codec may take for a huge one)."""
+  if _is_signal(codec):
+    return _crafted_signal_headers(codec, image, real_streams)
   image = fit_image(image, codec)
   container = bitstream.unpack(codec.compress(image, **sample_side(codec, image)))
   side = bitstream.MAX_SIDE
@@ -147,6 +167,24 @@ def crafted_headers(codec, image: np.ndarray, real_streams: bool = True) -> list
     claims.append(("largest accepted size, the small image's streams", (square, square), container.streams, None))
   return [(case, bitstream.pack(dataclasses.replace(container, shape=(h, w, 3), streams=streams)), limit)
           for case, (h, w), streams, limit in claims]
+
+
+def _crafted_signal_headers(codec, samples: np.ndarray, real_streams: bool) -> list[tuple[str, bytes, int | None]]:
+  """``crafted_headers`` for a signal codec: claims counted in samples × channels."""
+  container = bitstream.unpack(codec.compress(samples))
+  accepted = min(DEFAULT_MAX_SAMPLES, codec.max_pixels or DEFAULT_MAX_SAMPLES)
+  most = (1 << 32) - 1
+  claims = [("container maximum", (most, 1), container.streams, None),
+            ("just over the default limit", (DEFAULT_MAX_SAMPLES + 1, 1), container.streams, None),
+            ("container maximum, limit raised", (most, 1), container.streams, most),
+            ("more channels than any signal has", (1000, 255), container.streams, None),
+            ("largest accepted size, empty streams", (accepted, 1), tuple(b"" for _ in container.streams), None)]
+  if codec.max_pixels:
+    claims.append(("just over the codec's own limit", (codec.max_pixels + 1, 1), container.streams, None))
+  if real_streams:
+    claims.append(("largest accepted size, the small signal's streams", (accepted, 1), container.streams, None))
+  return [(case, bitstream.pack(dataclasses.replace(container, shape=shape, streams=streams)), limit)
+          for case, shape, streams, limit in claims]
 
 
 def check_crafted_headers(codec, image: np.ndarray, seconds: float = 2.0):
@@ -176,6 +214,8 @@ def inner_header_lies(codec, image: np.ndarray) -> list[tuple[str, bytes]]:
   way, and the sides swapped. [] for other codecs."""
   if codec.inner_format is None:
     return []
+  if codec.inner_format == "flac":
+    return _flac_header_lies(codec, image)
   image = fit_image(image, codec)
   container = bitstream.unpack(codec.compress(image, **sample_side(codec, image)))
   height, width = container.shape[:2]
@@ -187,6 +227,29 @@ def inner_header_lies(codec, image: np.ndarray) -> list[tuple[str, bytes]]:
     stream = forge_inner_size(codec.inner_format, container.streams[0], claim_h, claim_w)
     files.append((case, bitstream.pack(dataclasses.replace(container, streams=(stream,) + container.streams[1:]))))
   return files
+
+
+def _flac_header_lies(codec, samples: np.ndarray) -> list[tuple[str, bytes]]:
+  """FLAC payloads whose STREAMINFO claims another sample count, channel count or rate than the container."""
+  container = bitstream.unpack(codec.compress(samples))
+  count, channels = container.shape
+  claims = [("inner header claims 2^36 - 1 samples", ((1 << 36) - 1, channels, container.sample_rate)),
+            ("inner header claims one sample more", (count + 1, channels, container.sample_rate)),
+            ("inner header claims another channel count", (count, channels % 8 + 1, container.sample_rate)),
+            ("inner header claims another rate", (count, channels, container.sample_rate + 1))]
+  files = []
+  for case, claim in claims:
+    stream = forge_flac_streaminfo(container.streams[0], *claim)
+    files.append((case, bitstream.pack(dataclasses.replace(container, streams=(stream,) + container.streams[1:]))))
+  return files
+
+
+def forge_flac_streaminfo(stream: bytes, samples: int, channels: int, rate: int) -> bytes:
+  """A FLAC file with its STREAMINFO's rate, channel count and total samples rewritten (bits per sample kept)."""
+  packed = int.from_bytes(stream[18:26], "big")
+  bits_per_sample = (packed >> 36) & 0x1F
+  packed = (rate << 44) | ((channels - 1) << 41) | (bits_per_sample << 36) | samples
+  return stream[:18] + packed.to_bytes(8, "big") + stream[26:]
 
 
 def check_inner_header_lies(codec, image: np.ndarray, seconds: float = 2.0):

@@ -12,13 +12,16 @@ import abc
 
 import numpy as np
 
-from compzoo import __version__, bitstream
+from compzoo import __version__, bitstream, signals
 from compzoo.errors import BitstreamError, CompzooError, UsageError
 
 # Files claiming more pixels are refused before any work, as Pillow refuses images over 179 MP and
 # libjxl's tools over 2^28 pixels by default: a small file must never make a decoder allocate gigabytes.
 # ``decompress(..., max_pixels=N)`` (``compzoo decompress --max-pixels N``) overrides it.
 DEFAULT_MAX_PIXELS = 1 << 27  # 134 MP, e.g. 16384 x 8192
+# The same bound for signals, counted in samples × channels (256 MB of int16): 24 hours of a 12-lead ECG at
+# 250 Hz is 2^28; ``max_samples=`` (``--max-samples``) raises it.
+DEFAULT_MAX_SAMPLES = 1 << 27
 
 
 def check_image(image) -> np.ndarray:
@@ -74,6 +77,7 @@ class Codec(abc.ABC):
   the decoder checks against the container before decoding (the fuzzer forges it), else None.
   """
 
+  modality = "image"  # what compress takes: 'image' (uint8 H×W×3) or 'signal' (SignalCodec)
   weights_id: bytes = bitstream.NO_WEIGHTS
   inner_format: str | None = None
   side_inputs: tuple[str, ...] = ()
@@ -109,6 +113,8 @@ class Codec(abc.ABC):
     container = bitstream.unpack(data)
     if container.codec != self.name:
       raise BitstreamError(f"file was written by codec {container.codec!r}, not {self.name!r}")
+    if container.is_signal:
+      raise BitstreamError(f"{self.name} codes images, and this file holds a signal")
     self.check_weights_id(container)
     self.check_container(container, max_pixels)
     image, check = self.run_decoder(self.decode_streams, container)
@@ -167,3 +173,66 @@ class Codec(abc.ABC):
       hint = f" (raise it with {override})" if override else ""
       verb = "file claims" if error is BitstreamError else "image has"
       raise error(f"{self.name}: {verb} {shape[1]}x{shape[0]} = {pixels} pixels, over the limit of {limit}{hint}")
+
+
+class SignalCodec(Codec):
+  """compress(Signal) -> bytes; decompress(bytes) -> Signal: the ``Codec`` contract for 1-D int16 signals.
+
+  The container, weights id, stream and content checks and the wrapping of decoder failures are ``Codec``'s;
+  shapes are (samples, channels), the rate rides in the container, and the bomb limit counts samples.
+  ``decode_streams(streams, shape, sample_rate)`` returns int16 (samples, channels)."""
+
+  modality = "signal"
+
+  def compress(self, signal, sample_rate: int = signals.DEFAULT_RATE) -> bytes:
+    signal = signals.as_signal(signal, sample_rate)
+    self._check_samples(signal.shape, self.max_pixels, UsageError)
+    streams, check = self.encode_streams(signal)
+    if self.lossless:
+      check = bitstream.crc32(signal.samples)
+    return bitstream.pack(bitstream.Container(self.name, signal.shape, tuple(streams), self.weights_id, check,
+                                              signal.sample_rate))
+
+  def decompress(self, data: bytes, max_samples: int | None = None) -> signals.Signal:
+    container = bitstream.unpack(data)
+    if container.codec != self.name:
+      raise BitstreamError(f"file was written by codec {container.codec!r}, not {self.name!r}")
+    if not container.is_signal:
+      raise BitstreamError(f"{self.name} codes signals, and this file holds an image")
+    self.check_weights_id(container)
+    self.check_container(container, max_samples)
+    samples, check = self.run_decoder(
+        lambda streams, shape: self.decode_streams(streams, shape, container.sample_rate), container)
+    samples = np.asarray(samples)
+    if samples.shape != container.shape or samples.dtype != np.int16:
+      raise BitstreamError(f"{self.name}: payload decodes to {samples.dtype} {samples.shape}, header says "
+                           f"{container.shape}")
+    samples = np.ascontiguousarray(samples)
+    if self.lossless:
+      check = bitstream.crc32(samples)
+    if container.content_check is not None and check != container.content_check:
+      raise BitstreamError(f"{self.name}: decoded content fails its check: encoder and decoder disagree")
+    return signals.Signal(samples, container.sample_rate)
+
+  def check_container(self, container: bitstream.Container, max_samples: int | None = None) -> None:
+    if container.shape[1] > signals.MAX_CHANNELS:
+      raise BitstreamError(f"{self.name}: file claims {container.shape[1]} channels, at most {signals.MAX_CHANNELS}")
+    self._check_samples(container.shape, max_samples or DEFAULT_MAX_SAMPLES, BitstreamError, "--max-samples")
+    self._check_samples(container.shape, self.max_pixels, BitstreamError)
+    self.check_claim(container.streams, container.shape)
+
+  @abc.abstractmethod
+  def encode_streams(self, signal: signals.Signal) -> tuple[list[bytes], int | None]:
+    """-> (payload streams, content check or None)."""
+
+  @abc.abstractmethod
+  def decode_streams(self, streams, shape: tuple[int, int], sample_rate: int) -> tuple[np.ndarray, int | None]:
+    """-> (int16 samples × channels, content check or None)."""
+
+  def _check_samples(self, shape, limit, error, override: str = ""):
+    values = shape[0] * shape[1]
+    if limit is not None and values > limit:
+      hint = f" (raise it with {override})" if override else ""
+      verb = "file claims" if error is BitstreamError else "signal has"
+      raise error(f"{self.name}: {verb} {shape[0]} samples × {shape[1]} channel(s) = {values}, over the limit of "
+                  f"{limit}{hint}")

@@ -31,6 +31,7 @@ class Entry:
   exceptions: Mapping[str, str] = dataclasses.field(default_factory=dict)  # "rate=0" -> another folder
   family: str = ""  # entries that are the points of one RD curve
   group: str = ""  # entries benchmarked together, a curve each
+  modality: str = "image"  # what it codes: 'image' or 'signal'
 
   def folder_params(self) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(self.point) if name]
@@ -86,6 +87,8 @@ REFINE_QUALITIES = (10, 20, 30, 50)
 LATENT_RATES = ("low", "mid", "high")  # rate targets 0.1, 0.33, 0.64 bpp on the training crops
 LATENT_TASKS = ("cifar10", "camvid")
 _LATENT_RATE = Choice(LATENT_RATES, "mid")
+ECG_RATES = ("low", "mid", "high")  # λ 600, 2400, 9600 per mV² (experiments/ecg_lossy.py)
+ECG_TASK_RATES = ("mid",)  # the rates whose files `compzoo infer --task cinc2017` reads (experiments/ecg_latent_tasks.py)
 
 FAMILIES = (
     Family("bmshj2018-factorized", (Entry(
@@ -144,6 +147,16 @@ FAMILIES = (
     _single("l3c-rgb-shared", "L3C's RGB-shared baseline: RGB pyramid, one predictor for every scale"),
     _single("pixelcnn", "PixelCNN: per-pixel autoregressive lossless coding, one network pass per pixel (the slow "
             "baseline)"),
+    Family("ecg", (Entry(
+        "ecg-lossless", "Learned lossless ECG codec: a causal dilated CNN predicts each 16-bit sample's logistic "
+        "mixture from the 513 before it, range-coded sample by sample; trained on CinC 2017 fold 0 (shipped, "
+        "small; signals: .npy, .mat, WFDB)", "lossless", modality="signal"), Entry(
+        "ecg", "Learned lossy ECG codec: a 1-D convolutional autoencoder (16 samples -> 8 latents) with a "
+        "factorized prior, rate=low|mid|high; `compzoo infer --task cinc2017` classifies AF from its files' "
+        "latents (shipped, small; signals)", "{rate}", {"rate": Choice(ECG_RATES, "mid")},
+        sweep=tuple({"rate": r} for r in ECG_RATES), modality="signal")),
+        extra_points=("tasks/original",) + tuple(f"tasks/{path}-{r}" for path in ("decoded", "latent")
+                                                 for r in ECG_TASK_RATES), run_prefix="ecg-"),
     Family("mbt2018-mean", (Entry(
         "mbt2018-mean", "Minnen et al. 2018 mean-scale hyperprior (no context model), MSE-trained on BSDS500 at "
         "bmshj2018-factorized's budget (shipped, small)", "q{quality}",

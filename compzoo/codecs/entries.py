@@ -135,6 +135,7 @@ class ZooEntry:
   group: str = ""  # entries benchmarked together under one name, each its own curve (dplc-mnist's objectives)
   declared_guarantee: str = ""  # the 'learned' entry: none of its own
   needs_weights: bool = False  # built from a user's workdir or export (``--weights DIR``)
+  modality: str = "image"  # what its codec compresses: 'image' (uint8 H×W×3) or 'signal' (int16 samples)
   # Shipped learned entries: () -> (lossless, guarantee), read from the model class of the default export,
   # only when asked (listing the zoo imports no model).
   traits: Callable[[], tuple[bool, str]] | None = None
@@ -142,6 +143,8 @@ class ZooEntry:
   def __post_init__(self):
     if ":" in self.name or "," in self.name:
       raise UsageError(f"zoo entry name {self.name!r} may not contain ':' or ','")
+    if self.modality not in ("image", "signal"):
+      raise UsageError(f"zoo entry {self.name!r}: modality must be 'image' or 'signal', not {self.modality!r}")
 
   @functools.cached_property
   def _traits(self) -> tuple[bool | None, str]:

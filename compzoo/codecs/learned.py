@@ -22,7 +22,7 @@ import numpy as np
 
 from compzoo import bitstream
 from compzoo.codecs import catalogue
-from compzoo.codecs.base import Codec, check_image
+from compzoo.codecs.base import Codec, SignalCodec, check_image
 from compzoo.codecs.entries import ZooEntry
 from compzoo.errors import BitstreamError, UsageError
 
@@ -57,9 +57,15 @@ class LearnedCodec(Codec):
     self.last_parts: dict[str, int] = {}
 
   @classmethod
-  def from_path(cls, path, name: str = LEARNED, options=None) -> "LearnedCodec":
+  def from_path(cls, path, name: str = LEARNED, options=None) -> "LearnedCodec | LearnedSignalCodec":
+    """The codec of an export or workdir: a ``LearnedSignalCodec`` when its model codes signals."""
     from compzoo import exports  # imported here: it imports the model zoo (JAX, Flax)
     export = exports.load(path)
+    if getattr(export.model, "MODALITY", "image") == "signal":
+      if options:
+        raise UsageError(f"{name}: signal models take no coding options, got {sorted(options)}")
+      return LearnedSignalCodec(name, export.model, export.weights_id, export.tables, Path(path),
+                                export.superseded)
     return cls(name, export.model, export.weights_id, export.tables, Path(path), export.retired_ids,
                export.superseded, options)
 
@@ -102,6 +108,52 @@ class LearnedCodec(Codec):
     return latents
 
 
+class LearnedSignalCodec(SignalCodec):
+  """A trained signal model bound to its weights: ``encode_signal`` / ``decode_signal`` on int16 samples ×
+  channels, the same weights id, claim check and sample limit (``MAX_PIXELS`` counts samples) as images."""
+
+  def __init__(self, name: str, model, weights_id: bytes, tables=None, weights_path: Path | None = None,
+               superseded=None):
+    for method in ("prepare_coding", "encode_signal", "decode_signal", "min_stream_bits"):
+      if not hasattr(model, method):
+        raise UsageError(f"model {type(model).__name__} cannot code signals: it has no {method}()")
+    super().__init__(name, bool(model.LOSSLESS))
+    self.model, self.weights_id, self.weights_path = model, weights_id, weights_path
+    self.superseded = dict(superseded or {})
+    self.guarantee = model.DECODE_GUARANTEE
+    self.max_pixels = getattr(model, "MAX_PIXELS", None)
+    self.prepared = model.prepare_coding(tables)
+
+  def encode_streams(self, signal):
+    return self.model.encode_signal(signal.samples, self.prepared)
+
+  def decode_streams(self, streams, shape, sample_rate):
+    return self.model.decode_signal(streams, shape, self.prepared)
+
+  def check_claim(self, streams, shape):
+    needed = self.model.min_stream_bits(shape, self.prepared)
+    have = 8 * sum(len(s) for s in streams)
+    if have < 0.99 * needed - 64:
+      raise BitstreamError(f"{self.name}: {have} bits of streams cannot hold {shape[0]} samples × {shape[1]} "
+                           f"channels (they need at least {needed:.0f})")
+
+  def latents(self, data: bytes, max_samples: int | None = None) -> np.ndarray:
+    """A file's latents (channels × positions × C integers), entropy-decoded only (no synthesis), after the
+    checks ``decompress`` makes; they must pass the file's symbol check. For a classifier on the file."""
+    if not hasattr(self.model, "latents_of_streams"):
+      raise UsageError(f"{self.name} codes samples, not latents")
+    container = bitstream.unpack(bytes(data))
+    if container.codec != self.name or not container.is_signal:
+      raise BitstreamError(f"file was written by {container.codec!r}, not by {self.name!r}")
+    self.check_weights_id(container)
+    self.check_container(container, max_samples)
+    latents, check = self.run_decoder(functools.partial(self.model.latents_of_streams, tables=self.prepared),
+                                      container)
+    if container.content_check is not None and check != container.content_check:
+      raise BitstreamError(f"{self.name}: decoded symbols fail the file's check: encoder and decoder disagree")
+    return latents
+
+
 def shipped(entry: str, point: str = "") -> Path:
   """The shipped export of ``entry`` (one folder per operating point for lossy entries, one for lossless)."""
   path = WEIGHTS_ROOT / entry / point
@@ -122,12 +174,15 @@ def _traits(folder: Path) -> tuple[bool, str]:
   return bool(model.LOSSLESS), model.DECODE_GUARANTEE
 
 
-def one_entry_per_architecture() -> dict[str, str]:
+def one_entry_per_architecture(modality: str = "image") -> dict[str, str]:
   """{model architecture: the first shipped entry (at its default point) that builds it}: what harnesses
-  that must meet every kind of model once (fuzzing, the latent seam's tests) walk."""
+  that must meet every kind of model once (fuzzing, the latent seam's tests) walk; image models, or
+  ``modality='signal'``'s."""
   seen = {}
   for record in catalogue.FAMILIES:
     entry = record.entries[0]
+    if entry.modality != modality:
+      continue
     defaults = {k: p.parse(k, p.default) for k, p in entry.params.items()}
     config = json.loads((shipped(record.folder, entry.folder(defaults)) / "config.json").read_text())
     seen.setdefault(config["model"]["name"], entry.name)
@@ -142,7 +197,7 @@ def _catalogue_entry(record: catalogue.Family, entry: catalogue.Entry) -> ZooEnt
   defaults = {k: p.parse(k, p.default) for k, p in entry.params.items()}
   return ZooEntry(name=entry.name, description=entry.description, declared_lossless=None, build=build,
                   params=dict(entry.params), sweep=entry.sweep, checkpoint=f"compzoo/weights/{record.folder}",
-                  kind="learned", family=entry.family, group=entry.group,
+                  kind="learned", family=entry.family, group=entry.group, modality=entry.modality,
                   traits=lambda: _traits(shipped(record.folder, entry.folder(defaults))))
 
 
