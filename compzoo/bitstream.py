@@ -23,6 +23,7 @@ import struct
 import zlib
 
 from compzoo.errors import BitstreamError, UsageError
+from compzoo.signals import MAX_RATE
 
 MAGIC = b"CZOO"
 VERSION = 1
@@ -35,7 +36,6 @@ _FIXED = struct.Struct("<4sBBH")
 _SHAPE = struct.Struct(f"<{WEIGHTS_ID_BYTES}sIIBIB")
 _MAX_STREAMS = 255
 MAX_SIDE = 1 << 20  # the largest side a header may state
-MAX_SIGNAL_RATE = 1 << 20  # Hz (compzoo/signals.py: MAX_RATE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +110,7 @@ def unpack(data: bytes) -> Container:
   except UnicodeDecodeError:
     raise BitstreamError("compzoo file has an unreadable codec name") from None
   if flags & _FLAG_SIGNAL:
-    if not (height > 0 and 0 < width <= MAX_SIGNAL_RATE and channels > 0):
+    if not (height > 0 and 0 < width <= MAX_RATE and channels > 0):
       raise BitstreamError(f"compzoo file has an invalid signal shape: {height} samples, {channels} channels, "
                            f"{width} Hz")
     shape, rate = (height, channels), width

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from compzoo import compile_cache
-from compzoo.errors import CompzooError, UsageError
+from compzoo.errors import BitstreamError, CompzooError, UsageError
 
 DEMO_CODECS = ("png,webp-lossless,jpeg2000-lossless,jpegxl-lossless,l3c,"
                "jpeg:quality=75,webp:quality=75,avif:quality=50,jpeg2000:psnr=35,jpegxl:distance=1,"
@@ -77,18 +77,26 @@ def _decompress(args) -> None:
       raise UsageError(f"{name} must be positive, got {value}")
   payload = _read(args.input)
   container = bitstream.unpack(payload)
+  kind = "signal" if container.is_signal else "image"
+  flag, value = ("--max-pixels", args.max_pixels) if container.is_signal else ("--max-samples", args.max_samples)
+  if value is not None:
+    raise UsageError(f"{flag} does not apply: {args.input} holds {'a signal' if container.is_signal else 'an image'}")
   if container.is_signal:
     signal_io.check_signal_path(args.output)
     outputs = [args.output] if Path(args.output).suffix == ".npy" else signal_io.wfdb_files(args.output)
     for output in outputs:
       _check_output(args.input, output, args.force)
-    codec = zoo.make_codec(container.codec, weights=args.weights)
-    signal_io.save_signal(args.output, codec.decompress(payload, max_samples=args.max_samples))
-    return
-  _check_output(args.input, args.output, args.force)
-  data.check_png_path(args.output)
+  else:
+    _check_output(args.input, args.output, args.force)
+    data.check_png_path(args.output)
   codec = zoo.make_codec(container.codec, weights=args.weights)
-  data.save_image(args.output, codec.decompress(payload, max_pixels=args.max_pixels))
+  if codec.modality != kind:
+    raise BitstreamError(f"{args.input} holds {'a' if kind == 'signal' else 'an'} {kind}, but names {codec.name}, "
+                         f"which codes {codec.modality}s")
+  if container.is_signal:
+    signal_io.save_signal(args.output, codec.decompress(payload, max_samples=args.max_samples))
+  else:
+    data.save_image(args.output, codec.decompress(payload, max_pixels=args.max_pixels))
 
 
 def _info(args) -> None:
@@ -97,6 +105,8 @@ def _info(args) -> None:
   payload = _read(args.input)
   container = bitstream.unpack(payload)
   if container.is_signal:
+    if args.parts:
+      raise UsageError("--parts is for image files: a signal file's streams are listed without it")
     return _info_signal(container, payload, zoo)
   height, width, channels = container.shape
   print(f"codec:    {container.codec}")
@@ -131,7 +141,7 @@ def _info_signal(container, payload, zoo) -> None:
   print(f"weights:  {container.weights_id.hex() if any(container.weights_id) else 'none'}")
   check = container.content_check
   print(f"check:    {'none' if check is None else f'{check:08x}'}")
-  print(f"decode:   {_guarantee(zoo, container.codec)}")
+  print(f"decode:   {_guarantee(zoo, container.codec).replace('pixels are', 'samples are').replace('image', 'signal')}")
 
 
 def _guarantee(zoo, codec_name: str) -> str:
@@ -322,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "cinc2017: the rhythm of an ECG file of ecg:rate=R (normal, af, other, noisy)")
   p.add_argument("--from-rgb", action="store_true", help="decode the pixels (or the ECG signal) first and run the "
                  "network trained on decoded ones (for comparison)")
-  p.add_argument("--max-pixels", type=int, help="refuse files claiming more pixels (default: 2^27)")
+  p.add_argument("--max-pixels", type=int, help="refuse files claiming more pixels, or for ECG files more samples "
+                 "(default: 2^27)")
   p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
   p.add_argument("input", help="a compzoo file of torfason-ae or torfason-ae-joint-TASK (ecg:rate=R for cinc2017)")
   p.add_argument("output", nargs="?", help="--task camvid: the label map to write (8-bit grey PNG of class ids)")

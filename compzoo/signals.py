@@ -15,7 +15,7 @@ import numpy as np
 from compzoo.errors import UsageError
 
 MAX_CHANNELS = 64  # a 12-lead ECG or a 64-channel EEG; the container holds at most 255
-MAX_RATE = 1 << 20  # Hz; FLAC's STREAMINFO holds 20 bits of sample rate
+MAX_RATE = (1 << 20) - 1  # Hz: what FLAC's STREAMINFO's 20 bits hold (libFLAC itself stops at 655,350)
 DEFAULT_RATE = 300  # the PhysioNet/CinC 2017 recordings'
 
 

@@ -47,6 +47,14 @@ def test_signal_container_round_trip_and_image_files_unchanged():
     bitstream.unpack(bytes(data))
 
 
+def test_signal_layout_is_pinned():
+  """Samples in the height field, the rate in the width field, flag bit 1: a change must bump VERSION."""
+  container = bitstream.Container("flac:level=8", (9000, 2), (b"abc", b""), content_check=0x01020304, sample_rate=300)
+  assert bitstream.pack(container).hex() == (
+      "435a4f4f01030c00666c61633a6c6576656c3d3800000000000000000000000000000000282300002c010000020403020102"
+      "03000000000000006162635327ee50")
+
+
 @pytest.mark.parametrize("samples, message", [
     (np.zeros(0, np.int16), "empty"),
     (np.zeros((3, 4, 5), np.int16), "1-D samples or samples × channels"),
@@ -189,3 +197,36 @@ def test_the_compzoo_command_on_a_signal_folder(tmp_path):
                            "--out", str(tmp_path / "bench"), "--quiet"], capture_output=True, text=True)
   assert result.returncode == 0, result.stderr
   assert "| flac | 3 |" in result.stdout and (tmp_path / "bench" / "results.json").is_file()
+
+
+def test_files_whose_kind_and_codec_disagree_are_refused_in_one_line(tmp_path, capsys):
+  signal_file = bitstream.unpack(zoo.make_codec("flac").compress(ecg_like(20)))
+  image_file = bitstream.unpack(zoo.make_codec("png").compress(np.zeros((4, 4, 3), np.uint8)))
+  for name, container, output in (("s.czoo", dataclasses.replace(signal_file, codec="png"), "s.npy"),
+                                  ("i.czoo", dataclasses.replace(image_file, codec="flac:level=8"), "i.png")):
+    (tmp_path / name).write_bytes(bitstream.pack(container))
+    assert main(["decompress", str(tmp_path / name), str(tmp_path / output)]) == 1
+    err = capsys.readouterr().err
+    assert "but names" in err and err.count("\n") == 1
+  (tmp_path / "ok.czoo").write_bytes(bitstream.pack(signal_file))
+  assert main(["decompress", "--max-pixels", "9", str(tmp_path / "ok.czoo"), str(tmp_path / "ok.npy")]) == 2
+  assert "--max-pixels does not apply" in capsys.readouterr().err
+  assert main(["info", "--parts", str(tmp_path / "ok.czoo")]) == 2
+
+
+def test_lying_and_misplaced_inputs_are_refused_in_one_line(tmp_path):
+  header = b"\x93NUMPY\x01\x00" + b"{'descr': '<i2', 'fortran_order': False, 'shape': (1099511627776,), }".ljust(118) + b"\n"
+  (tmp_path / "huge.npy").write_bytes(header + b"\0" * 16)
+  with pytest.raises(UsageError, match="not a readable .npy"):
+    load_signal(tmp_path / "huge.npy")
+  np.savez(tmp_path / "z.npz", x=np.zeros(3))
+  (tmp_path / "z.npz").rename(tmp_path / "z.npy")
+  with pytest.raises(UsageError, match="not one array"):
+    load_signal(tmp_path / "z.npy")
+  with pytest.raises(UsageError, match="up to 655350 Hz"):
+    zoo.make_codec("flac").compress(ecg_like(10), sample_rate=700000)
+  with pytest.raises(UsageError, match="no such folder"):
+    save_signal(tmp_path / "missing" / "rec.hea", signals.as_signal(ecg_like(10)))
+  np.savez(tmp_path / "other.npz", delta=np.zeros(3, np.int16))
+  with pytest.raises(UsageError, match="not the packed CinC 2017 set"):
+    ecg.cinc2017(tmp_path / "other.npz")

@@ -52,6 +52,10 @@ def signal_set(where, limit: int = 0, fold: int | None = None) -> dict[str, sign
       raise UsageError("--fold selects a fold of the packed dev.npz; a folder has none")
     paths = sorted(p for p in where.iterdir()
                    if p.suffix in (".npy", ".hea") or (p.suffix == ".mat" and not p.with_suffix(".hea").is_file()))
+    stems = [path.stem for path in paths]
+    twice = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if twice:
+      raise UsageError(f"{where} holds two signals named {twice[0]} (e.g. {twice[0]}.npy and {twice[0]}.hea)")
     found = {path.stem: load_signal(path) for path in paths}
   else:
     raise UsageError(f"no such folder or .npz: {where}")
@@ -59,7 +63,6 @@ def signal_set(where, limit: int = 0, fold: int | None = None) -> dict[str, sign
     raise UsageError(f"no signals (.npy, .hea, .mat) in {where}")
   names = sorted(found)[:limit] if limit else sorted(found)
   return {name: found[name] for name in names}
-
 
 
 def measure(spec: str, codec, name: str, signal: signals.Signal) -> tuple[SignalRecord, signals.Signal]:

@@ -25,6 +25,8 @@ GUARANTEES = {
     "jpeg-bitstream": "exact on any backend: the stream is a baseline JPEG, which libjpeg's integer inverse DCT "
                       "decodes to the same pixels everywhere (the file's check proves it); the refinement on "
                       "top is float, equal up to a rare one-level rounding",
+    "integer": "exact on any backend: integer operations only (first differences, byte planes, a general-purpose "
+               "compressor)",
     "same-backend": "same backend only: tables come from float network outputs; another backend gives a "
                     "BitstreamError, never a wrong image",
 }

@@ -98,6 +98,8 @@ class LearnedCodec(Codec):
     if not isinstance(source, (bytes, bytearray, memoryview)):
       return self.model.latents_of_image(check_image(source))
     container = bitstream.unpack(bytes(source))
+    if container.is_signal:
+      raise BitstreamError(f"{self.name} codes images, and this file holds a signal")
     if container.codec != self.name or container.weights_id != self.weights_id:
       raise BitstreamError(f"file was written by {container.codec!r} with other weights, not by {self.name!r}")
     self.check_container(container, max_pixels)

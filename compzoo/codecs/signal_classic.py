@@ -23,6 +23,7 @@ from compzoo.codecs.base import SignalCodec
 from compzoo.codecs.entries import Param, ZooEntry
 from compzoo.errors import BitstreamError, UsageError
 
+FLAC_MAX_RATE = 655350  # Hz: libFLAC's limit
 _STREAMINFO = struct.Struct(">4sB3s10s8s16s")  # magic, block type, length, sizes, rate|channels|bps|count, md5
 
 
@@ -47,6 +48,8 @@ class FlacCodec(SignalCodec):
   def encode_streams(self, signal):
     if signal.channels > 8:
       raise UsageError(f"{self.name}: FLAC holds at most 8 channels, this signal has {signal.channels}")
+    if signal.sample_rate > FLAC_MAX_RATE:
+      raise UsageError(f"{self.name}: FLAC holds rates up to {FLAC_MAX_RATE} Hz, this signal has {signal.sample_rate}")
     buffer = io.BytesIO()
     soundfile.write(buffer, signal.samples, signal.sample_rate, format="FLAC", subtype="PCM_16",
                     compression_level=self.level / 8)
@@ -120,8 +123,8 @@ ENTRIES = [  # collected by compzoo/zoo.py
              modality="signal"),
     ZooEntry("xz-delta", "first differences, byte planes, xz -6e, for signals", True,
              lambda canonical: DeltaCodec(canonical, _deflate_xz,
-                                          _inflate_xz), modality="signal"),
+                                          _inflate_xz), modality="signal", declared_guarantee="integer"),
     ZooEntry("zlib-delta", "first differences, byte planes, zlib -9, for signals", True,
              lambda canonical: DeltaCodec(canonical, lambda b: zlib.compress(b, 9), _inflate_zlib),
-             modality="signal"),
+             modality="signal", declared_guarantee="integer"),
 ]

@@ -52,11 +52,15 @@ def cinc2017(path, label: str = "label_v3") -> Recordings:
     raise UsageError(f"label must be one of {', '.join(LABELS)}, not {label!r}")
   if not path.is_file():
     raise UsageError(f"no such file: {path} (the packed CinC 2017 recordings, ../shared/data/cinc2017)")
-  with np.load(path) as packed:
-    delta, offsets = packed["delta"], packed["offsets"]
-    labels, folds, records = packed[label].astype(np.int32), packed["fold"].astype(np.int32), packed["record"]
-  if offsets[0] != 0 or offsets[-1] != len(delta) or np.any(np.diff(offsets) <= 0) or len(labels) != len(offsets) - 1:
-    raise UsageError(f"{path}: offsets and labels do not describe its samples")
+  try:
+    with np.load(path, allow_pickle=False) as packed:
+      delta, offsets = packed["delta"], packed["offsets"]
+      labels, folds, records = packed[label].astype(np.int32), packed["fold"].astype(np.int32), packed["record"]
+  except (KeyError, ValueError, OSError, AttributeError, TypeError) as e:
+    raise UsageError(f"{path}: not the packed CinC 2017 set (delta, offsets, record, fold, {label}): {e}") from None
+  if (offsets.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != len(delta)
+      or np.any(np.diff(offsets) <= 0) or not len(labels) == len(folds) == len(records) == len(offsets) - 1):
+    raise UsageError(f"{path}: offsets, labels and folds do not describe its samples")
   signals = [np.cumsum(delta[a:b], dtype=np.int16) for a, b in zip(offsets[:-1], offsets[1:])]
   return Recordings(signals, labels, folds, tuple(f"A{r:05d}" for r in records))
 

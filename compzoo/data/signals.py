@@ -52,9 +52,13 @@ def load_signal(path, sample_rate: int | None = None) -> signals.Signal:
 def _read_npy(path: Path) -> np.ndarray:
   if not path.is_file():
     raise UsageError(f"no such file: {path}")
-  try:
-    return np.load(path, allow_pickle=False)
-  except (ValueError, OSError, EOFError) as e:
+  try:  # memory-mapped first: a header claiming more than the file holds is refused, never allocated
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    if not isinstance(mapped, np.ndarray):
+      mapped.close()
+      raise ValueError("an .npz archive, not one array")
+    return np.array(mapped)
+  except (ValueError, OSError, EOFError, MemoryError) as e:
     raise UsageError(f"{path}: not a readable .npy array ({e})") from None
 
 
@@ -93,6 +97,8 @@ def check_signal_path(path) -> Path:
   path = Path(path)
   if path.suffix not in (".npy",) + WFDB_SUFFIXES:
     raise UsageError(f"{path}: signals are written as .npy or as a WFDB record (.hea, .dat or no suffix)")
+  if not path.parent.is_dir():
+    raise UsageError(f"{path}: no such folder {path.parent}")
   return path
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from compzoo.data.ecg import CLASSES
+from compzoo.errors import UsageError
 
 ARCHITECTURE = "ecg_classifier"
 NPERSEG, HOP = 64, 32  # the paper's spectrogram: nperseg 64, noverlap 32
@@ -71,7 +72,7 @@ class EcgClassifier(nnx.Module):
                dropout: float = 0.15, inputs: str = "signal", latent_channels: int = 8, latent_stride: int = 16,
                *, rngs: nnx.Rngs):
     if kind not in ("cnn", "crnn") or inputs not in ("signal", "latents"):
-      raise ValueError(f"kind must be cnn or crnn and inputs signal or latents, not {kind!r}, {inputs!r}")
+      raise UsageError(f"kind must be cnn or crnn and inputs signal or latents, not {kind!r}, {inputs!r}")
     self.kind, self.block_count, self.inputs, self.latent_stride = kind, blocks, inputs, latent_stride
     # On a lossy ECG codec's latents (compzoo/models/ecg_lossy.py: C values per latent_stride samples) the
     # blocks run along time only: the latents' channels are the first convolution's input channels.

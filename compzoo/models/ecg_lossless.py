@@ -25,7 +25,6 @@ from flax import nnx
 from compzoo import bitstream
 from compzoo.entropy import DiscretizedLogisticMixture
 from compzoo.entropy.coder import PRECISION, Decoder, Encoder
-from compzoo.entropy.logistic_mixture import BLOCK, WINDOW
 from compzoo.errors import UsageError
 
 ARCHITECTURE = "ecg_lossless"
@@ -117,27 +116,6 @@ class EcgLossless(nnx.Module):
     symbols = jnp.asarray(x, jnp.int32)[:, self.window:] + OFFSET
     bits = self.mixture.bits(symbols, cond)
     return bits if cap is None else jnp.minimum(bits, cap)
-
-  def coded_bits(self, x):
-    """int samples (B, window + L) -> the bits the range coder spends on each of the last L samples (B, L):
-    -log2 of its integer table entries (window, and for an escape its block and level), as coding builds
-    them (to rounding: these tables are built in batches, coding's one row at a time)."""
-    cond = self.params(x)[:, :-1]
-    symbols = jnp.asarray(x, jnp.int32)[:, self.window:] + OFFSET
-    rows = cond.reshape(-1, 1, cond.shape[-1])
-    flat = symbols.reshape(-1)
-    first, window = self.mixture.window_frequencies(rows, None, 0)
-    index = flat - first
-    escaped = (index < 0) | (index >= WINDOW)
-    entry = jnp.where(escaped, WINDOW, jnp.clip(index, 0, WINDOW - 1))
-    bits = -jnp.log2(jnp.take_along_axis(window, entry[:, None], axis=1)[:, 0] / 2.0 ** PRECISION)
-    block = flat // BLOCK
-    blocks = self.mixture.block_frequencies(rows, None, 0, first)
-    levels = self.mixture.level_frequencies(rows, None, 0, first, block)
-    bits += jnp.where(escaped, -jnp.log2(jnp.take_along_axis(blocks, block[:, None], axis=1)[:, 0] / 2.0 ** PRECISION)
-                      - jnp.log2(jnp.take_along_axis(levels, (flat - BLOCK * block)[:, None], axis=1)[:, 0]
-                                 / 2.0 ** PRECISION), 0.0)
-    return bits.reshape(symbols.shape)
 
   # ------------------------------------------------------------------------------------------------ coding
   def coding_tables(self):
