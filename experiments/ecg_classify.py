@@ -46,6 +46,7 @@ flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate")
 flags.DEFINE_float("crop_seconds", 15.0, "seconds of each recording per training step")
 flags.DEFINE_integer("width", 8, "channels of the first block (and the growth per block)")
 flags.DEFINE_integer("bootstrap", 1000, "bootstrap resamples for the F1 intervals")
+flags.DEFINE_integer("max_recordings", 0, "use only the first N recordings of each fold (a quick check; 0: all)")
 
 EVAL_LENGTHS = (9024, 18304)  # fold-1 recordings are padded to the first that holds them: two compiled shapes
 
@@ -150,6 +151,8 @@ def main(argv):
   out.mkdir(parents=True, exist_ok=True)
   recordings = ecg.cinc2017(FLAGS.data)
   train, valid = recordings.fold(0), recordings.fold(1)
+  if FLAGS.max_recordings:
+    train, valid = (part.subset(np.arange(min(FLAGS.max_recordings, len(part)))) for part in (train, valid))
   results_path = out / "results.json"
   results = json.loads(results_path.read_text())["runs"] if results_path.exists() else []
   done = {(r["kind"], r["augment"], r["seed"]) for r in results}

@@ -247,3 +247,32 @@ def test_infer_classifies_an_ecg_file_from_its_latents(tmp_path, capsys):
   assert "decoded signal" in capsys.readouterr().out
   assert main(["infer", "--task", "cinc2017", str(tmp_path / "lossless.czoo")]) == 2  # lossless files have no latents
   assert "no cinc2017 network reads latents of 'ecg-lossless'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CINC_SAMPLE.parent / "dev.npz").is_file(), reason="needs ../shared/data/cinc2017")
+def test_the_ecg_apps_train_and_write_their_results(tmp_path):
+  """The training apps end to end on tiny settings: each writes its export and result, and bad flags fail in one line."""
+  import json
+  import subprocess
+  import sys
+  data = str(CINC_SAMPLE.parent)
+  run = lambda *argv: subprocess.run([sys.executable, "-m", *argv, f"--data={data}"], capture_output=True, text=True)
+  done = run("experiments.ecg_lossless", f"--out={tmp_path}/lossless", "--steps=4", "--eval_every=2",
+             "--choice_recordings=3", "--features=8", "--crop=64", "--batch=2")
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert json.loads((tmp_path / "lossless" / "result.json").read_text())["steps"] == 4
+  done = run("experiments.ecg_lossy", f"--out={tmp_path}", "--rates=mid", "--steps=4", "--eval_every=2",
+             "--choice_recordings=3", "--crop=64", "--batch=2")
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert (tmp_path / "ecg-mid" / "export" / "tables.msgpack").is_file()
+  done = run("experiments.ecg_latent_tasks", f"--out={tmp_path}", f"--codecs=mid={tmp_path}/ecg-mid/export",
+             "--paths=latent", "--epochs=1", "--max_recordings=24", "--batch=8", "--choice_recordings=3")
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert json.loads((tmp_path / "ecg-tasks" / "results.json").read_text())["runs"][0]["path"] == "latent"
+  done = run("experiments.ecg_classify", f"--out={tmp_path}/classify", "--kinds=crnn", "--augment=bursts+resample",
+             "--seeds=1", "--epochs=1", "--max_recordings=40", "--bootstrap=20", "--width=4")
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert len(json.loads((tmp_path / "classify" / "results.json").read_text())["runs"][0]["confusion"]) == 4
+  bad = run("experiments.ecg_lossy", f"--out={tmp_path}", "--rates=max")
+  assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: --rates takes")
