@@ -240,11 +240,13 @@ def f1_scores(labels, predicted, classes: int) -> np.ndarray:
   return np.array(scores)
 
 
-def confusion_matrix(labels, predicted, classes: int) -> np.ndarray:
-  """Counts (true class, predicted class)."""
-  matrix = np.zeros((classes, classes), np.int64)
-  np.add.at(matrix, (np.asarray(labels), np.asarray(predicted)), 1)
-  return matrix
+def confusion(predicted, labels, classes: int, ignore: int | None = None) -> np.ndarray:
+  """classes×classes counts (rows: true class) of integer predictions; items labelled ``ignore`` are left out
+  (CamVid's void pixels)."""
+  predicted, labels = np.asarray(predicted), np.asarray(labels)
+  keep = labels != ignore if ignore is not None else np.ones(labels.shape, bool)
+  return np.bincount(labels[keep].astype(np.int64) * classes + predicted[keep], minlength=classes ** 2).reshape(
+      classes, classes)
 
 
 def bootstrap_interval(score, labels, predicted, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:

@@ -122,7 +122,7 @@ def run(kind: str, augmented: bool, seed: int, train, valid, out: Path) -> dict:
   return {"kind": kind, "augment": augmented, "seed": seed, **best,
           "interval": metrics.bootstrap_interval(ecg.challenge_f1, valid.labels, predicted, FLAGS.bootstrap),
           "per_class_f1": dict(zip(ecg.CLASSES, metrics.f1_scores(valid.labels, predicted, len(ecg.CLASSES)).round(4).tolist())),
-          "confusion": metrics.confusion_matrix(valid.labels, predicted, len(ecg.CLASSES)).tolist(), "train_seconds": time.time() - start, "history": history,
+          "confusion": metrics.confusion(predicted, valid.labels, len(ecg.CLASSES)).tolist(), "train_seconds": time.time() - start, "history": history,
           "predicted": predicted.tolist()}
 
 

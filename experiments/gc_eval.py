@@ -108,7 +108,7 @@ def distances(originals, decoded, network) -> dict:
 
 
 def miou(model, images, labels) -> float:
-  counts = sum(segmenter.confusion(segmenter.predict(model, image[None])[0], label, model.classes, VOID)
+  counts = sum(metrics.confusion(segmenter.predict(model, image[None])[0], label, model.classes, VOID)
                for image, label in zip(images, labels))
   return segmenter.mean_iou(counts)[0]
 

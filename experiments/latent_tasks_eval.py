@@ -81,7 +81,7 @@ class Scorer:
       self.count += 1
     else:
       labels = np.asarray(record["label_map"]).reshape(probabilities.shape[:2])
-      self.counts += segmenter.confusion(np.argmax(probabilities, -1), labels, CAMVID_VOID, CAMVID_VOID)
+      self.counts += metrics.confusion(np.argmax(probabilities, -1), labels, CAMVID_VOID, CAMVID_VOID)
 
   def score(self) -> float:
     return self.correct / max(self.count, 1) if self.task == "cifar10" else segmenter.mean_iou(self.counts)[0]

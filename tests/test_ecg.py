@@ -178,7 +178,7 @@ def test_class_weights_and_scores():
   assert f1[1] == f1[2] == 1.0 and f1[0] < 1.0
   low, high = metrics.bootstrap_interval(ecg.challenge_f1, labels, noisy, 200)
   assert low <= ecg.challenge_f1(labels, noisy) <= high < 1.0
-  assert metrics.confusion_matrix(labels, noisy, 4)[0, 3] == 10
+  assert metrics.confusion(noisy, labels, 4)[0, 3] == 10
 
 
 def test_a_signal_codec_refuses_a_file_of_other_weights(codec):

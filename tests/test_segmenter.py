@@ -4,7 +4,7 @@ ignores void pixels, learning that fits simple scenes, and mIoU counted right.""
 import numpy as np
 import pytest
 
-from compzoo import models
+from compzoo import metrics, models
 from compzoo.models import segmenter
 from compzoo.train.registry import make_objective
 from experiments.configs import feature_net
@@ -54,14 +54,14 @@ def test_tiny_config_fits_simple_scenes():
   model, history = run_steps(model, make_objective(config.objective), optimizer, _scenes, 60)
   assert float(history[-1]["loss"]) < 0.5 * float(history[0]["loss"])
   test = _scenes(99)
-  counts = segmenter.confusion(segmenter.predict(model, test["image"]), test["label_map"], 11, VOID)
+  counts = metrics.confusion(segmenter.predict(model, test["image"]), test["label_map"], 11, VOID)
   assert segmenter.mean_iou(counts)[0] > 0.8
 
 
 def test_mean_iou_counts_right():
   labels = np.array([[0, 0, 1, VOID]])
   predicted = np.array([[0, 1, 1, 0]])
-  counts = segmenter.confusion(predicted, labels, 3, VOID)
+  counts = metrics.confusion(predicted, labels, 3, VOID)
   assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
   miou, iou = segmenter.mean_iou(counts)
   assert iou[0] == pytest.approx(0.5) and iou[1] == pytest.approx(0.5) and np.isnan(iou[2])

@@ -22,7 +22,7 @@ import zlib
 import imagecodecs
 import numpy as np
 
-from compzoo import bitstream, image_headers
+from compzoo import bitstream, image_headers, signals
 from compzoo.codecs.base import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SAMPLES, fit_image, sample_side
 from compzoo.errors import BitstreamError
 
@@ -126,16 +126,10 @@ def _is_signal(codec) -> bool:
 
 
 def _same(decoded, original) -> bool:
-  """A decoded image equals its original array; a decoded ``Signal`` its original's samples (the fuzzers
-  take a signal as samples × channels at the default rate)."""
-  if _is_signal_value(decoded):
-    return np.array_equal(decoded.samples, np.asarray(original).reshape(decoded.samples.shape)) if (
-        np.asarray(original).size == decoded.samples.size) else False
+  """A decoded image equals its original array; a decoded ``Signal`` the signal its original samples make."""
+  if isinstance(decoded, signals.Signal):
+    return decoded == signals.as_signal(original, decoded.sample_rate)
   return np.array_equal(decoded, original)
-
-
-def _is_signal_value(value) -> bool:
-  return hasattr(value, "samples") and hasattr(value, "sample_rate")
 
 
 # Codecs whose entropy model can code a near-constant image in almost no bits, so a small real stream may

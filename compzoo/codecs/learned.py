@@ -103,11 +103,7 @@ class LearnedCodec(Codec):
     if container.codec != self.name or container.weights_id != self.weights_id:
       raise BitstreamError(f"file was written by {container.codec!r} with other weights, not by {self.name!r}")
     self.check_container(container, max_pixels)
-    latents, check = self.run_decoder(functools.partial(self.model.latents_of_streams, prepared=self.prepared),
-                                      container)
-    if container.content_check is not None and check != container.content_check:
-      raise BitstreamError(f"{self.name}: decoded symbols fail the file's check: encoder and decoder disagree")
-    return latents
+    return checked_latents(self, functools.partial(self.model.latents_of_streams, prepared=self.prepared), container)
 
 
 class LearnedSignalCodec(SignalCodec):
@@ -149,11 +145,16 @@ class LearnedSignalCodec(SignalCodec):
       raise BitstreamError(f"file was written by {container.codec!r}, not by {self.name!r}")
     self.check_weights_id(container)
     self.check_container(container, max_samples)
-    latents, check = self.run_decoder(functools.partial(self.model.latents_of_streams, tables=self.prepared),
-                                      container)
-    if container.content_check is not None and check != container.content_check:
-      raise BitstreamError(f"{self.name}: decoded symbols fail the file's check: encoder and decoder disagree")
-    return latents
+    return checked_latents(self, functools.partial(self.model.latents_of_streams, tables=self.prepared), container)
+
+
+def checked_latents(codec, decode, container: bitstream.Container):
+  """``decode(streams, shape) -> (latents, symbol check)`` through ``codec.run_decoder``; the latents only if
+  their check is the file's (image and signal codecs' ``latents`` alike)."""
+  latents, check = codec.run_decoder(decode, container)
+  if container.content_check is not None and check != container.content_check:
+    raise BitstreamError(f"{codec.name}: decoded symbols fail the file's check: encoder and decoder disagree")
+  return latents
 
 
 def shipped(entry: str, point: str = "") -> Path:

@@ -107,13 +107,6 @@ def predict(model: Segmenter, images: np.ndarray) -> np.ndarray:
   return np.asarray(_predict(model, jnp.asarray(images)))
 
 
-def confusion(predicted: np.ndarray, labels: np.ndarray, classes: int, ignore: int | None) -> np.ndarray:
-  """classes×classes counts (rows: true class); pixels labelled ``ignore`` are left out."""
-  keep = labels != ignore if ignore is not None else np.ones(labels.shape, bool)
-  return np.bincount(labels[keep].astype(np.int64) * classes + predicted[keep], minlength=classes ** 2).reshape(
-      classes, classes)
-
-
 def mean_iou(counts: np.ndarray) -> tuple[float, np.ndarray]:
   """(mIoU over the classes present in the labels, IoU per class with NaN for absent ones)."""
   true_positive = np.diag(counts).astype(np.float64)
